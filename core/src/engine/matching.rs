@@ -1,0 +1,960 @@
+//! Order entry, matching, stops, cancel and replace.
+//!
+//! Price-time priority on the normalised YES book. An incoming order is
+//! validated completely before anything changes; then it is accepted
+//! (event), its collateral reserved, and it either waits as a stop, or
+//! matches against the opposite side from the best level down, FIFO within
+//! a level, at the maker's price. What is left rests (GTC/GTD limit) or is
+//! cancelled (IOC, FOK, market). After any trade, pending stops whose
+//! trigger the last trade price reached are released one at a time in a
+//! fixed order — lowest buy stop first, then highest sell stop, FIFO within
+//! a level — re-checking after each, all within the same command.
+//!
+//! Single writer: the engine thread.
+
+use std::cmp::Reverse;
+
+use super::book::NO_LEVEL;
+use super::collateral::{fill_fee, Existing, Reservation};
+use super::orders::{Order, OrderState, NIL};
+use super::{Engine, Outcome, BINARY_PAYOUT, FEE_ACCOUNT};
+use crate::records::{
+    CancelReason, EventKind, EventSink, InstrumentKind, InstrumentSpec, InstrumentStatus,
+    OrderSpec, OrderType, Outcome as Leg, RejectReason, SelfTradePrevention, Side, TimeInForce,
+};
+
+/// Why matching stopped with quantity left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MatchEnd {
+    /// Filled, or nothing more crosses.
+    Done,
+    /// Self-trade prevention cancelled the taker.
+    SelfTrade,
+    /// A spot market buy cannot afford one more lot.
+    BudgetExhausted,
+}
+
+/// Validates a price against the instrument's grid.
+#[inline]
+fn check_price(spec: &InstrumentSpec, price: i64, reason_off_tick: RejectReason) -> Outcome {
+    if price < spec.min_price || price > spec.max_price {
+        return Err(if reason_off_tick == RejectReason::InvalidStopPrice {
+            RejectReason::InvalidStopPrice
+        } else {
+            RejectReason::InvalidPrice
+        });
+    }
+    if (price - spec.min_price) % spec.tick_size != 0 {
+        return Err(reason_off_tick);
+    }
+    Ok(())
+}
+
+/// Maps a user-facing (side, outcome, price) onto the YES book.
+#[inline]
+fn normalise(spec: &InstrumentSpec, side: Side, leg: Leg, price: i64) -> Outcome<(Side, i64)> {
+    match (spec.kind, leg) {
+        (InstrumentKind::Binary, Leg::Yes) | (InstrumentKind::Spot, Leg::None) => Ok((side, price)),
+        (InstrumentKind::Binary, Leg::No) => Ok((side.opposite(), BINARY_PAYOUT - price)),
+        _ => Err(RejectReason::InvalidOutcome),
+    }
+}
+
+#[inline]
+fn crosses(side: Side, limit: i64, opposite_best: Option<i64>) -> bool {
+    match (side, opposite_best) {
+        (Side::Buy, Some(ask)) => ask <= limit,
+        (Side::Sell, Some(bid)) => bid >= limit,
+        (_, None) => false,
+    }
+}
+
+impl Engine {
+    pub(crate) fn new_order<S: EventSink>(&mut self, spec: &OrderSpec, out: &mut S) -> Outcome {
+        let inst = self
+            .instrument(spec.instrument)
+            .ok_or(RejectReason::UnknownInstrument)?;
+        let ispec = inst.spec;
+        match inst.status {
+            InstrumentStatus::Trading => {}
+            InstrumentStatus::Halted => return Err(RejectReason::InstrumentHalted),
+            InstrumentStatus::Closed => return Err(RejectReason::InstrumentClosed),
+        }
+        if spec.account == FEE_ACCOUNT {
+            return Err(RejectReason::ReservedAccount);
+        }
+        let acct = self
+            .account(spec.account)
+            .ok_or(RejectReason::UnknownAccount)?;
+        if self.global_kill || acct.kill_switch {
+            return Err(RejectReason::KillSwitchActive);
+        }
+        let limits = acct.limits;
+        let open_orders = acct.open_orders;
+
+        let is_stop = matches!(
+            spec.order_type,
+            OrderType::StopMarket | OrderType::StopLimit
+        );
+        let is_market = matches!(spec.order_type, OrderType::Market | OrderType::StopMarket);
+        let tif = spec.time_in_force;
+        if spec.order_type == OrderType::Market
+            && matches!(tif, TimeInForce::Gtc | TimeInForce::Gtd)
+        {
+            return Err(RejectReason::InvalidTimeInForce);
+        }
+        let budget = spec.quote_budget;
+        if budget > 0
+            && (ispec.kind != InstrumentKind::Spot
+                || spec.order_type != OrderType::Market
+                || spec.side != Side::Buy
+                || tif != TimeInForce::Ioc
+                || spec.price != 0)
+        {
+            return Err(RejectReason::BudgetOnlyForSpotMarketBuy);
+        }
+        if spec.post_only
+            && (!matches!(spec.order_type, OrderType::Limit | OrderType::StopLimit)
+                || matches!(tif, TimeInForce::Ioc | TimeInForce::Fok))
+        {
+            return Err(RejectReason::InvalidOrderCombination);
+        }
+
+        // Price (limit or protection) on the YES book.
+        let (side, price) = if is_market && spec.price == 0 {
+            let (side, _) = normalise(&ispec, spec.side, spec.outcome, 0)?;
+            let protection = match (ispec.kind, side) {
+                (InstrumentKind::Spot, Side::Buy) if budget == 0 => {
+                    // A spot market buy needs a budget or an explicit protection price.
+                    return Err(RejectReason::InvalidOrderCombination);
+                }
+                (_, Side::Buy) => ispec.max_price,
+                (_, Side::Sell) => ispec.min_price,
+            };
+            (side, protection)
+        } else {
+            let (side, price) = normalise(&ispec, spec.side, spec.outcome, spec.price)?;
+            check_price(&ispec, price, RejectReason::PriceNotOnTick)?;
+            (side, price)
+        };
+        let stop_price = if is_stop {
+            let (_, stop) = normalise(&ispec, spec.side, spec.outcome, spec.stop_price)?;
+            check_price(&ispec, stop, RejectReason::InvalidStopPrice)?;
+            stop
+        } else {
+            0
+        };
+        let qty = spec.quantity;
+        if qty == 0 {
+            return Err(RejectReason::InvalidQuantity);
+        }
+        if qty % ispec.lot_size != 0 {
+            return Err(RejectReason::QuantityNotOnLot);
+        }
+        let expire = if tif == TimeInForce::Gtd {
+            if spec.expire_time <= self.ts {
+                return Err(RejectReason::ExpireTimeInPast);
+            }
+            spec.expire_time
+        } else {
+            0
+        };
+        if spec.client_order_id != 0
+            && self
+                .client_index
+                .get((spec.account, spec.client_order_id))
+                .is_some()
+        {
+            return Err(RejectReason::DuplicateClientOrderId);
+        }
+        let may_rest = is_stop || matches!(tif, TimeInForce::Gtc | TimeInForce::Gtd);
+        let mut plan = Reservation::default();
+        if self.risk() {
+            self.check_order_limits(&limits, &ispec, side, price, qty, budget)?;
+            if may_rest && limits.max_open_orders != 0 && open_orders >= limits.max_open_orders {
+                return Err(RejectReason::MaxOpenOrdersExceeded);
+            }
+            plan = self.plan_reservation(
+                spec.account,
+                &ispec,
+                side,
+                price,
+                qty,
+                budget,
+                Existing::default(),
+            )?;
+        }
+        if self.orders.is_full() {
+            return Err(RejectReason::OrderCapacityExhausted);
+        }
+        let book = &self.instrument(spec.instrument).expect("checked").book;
+        if spec.post_only && !is_stop && crosses(side, price, book.best_price(side.opposite())) {
+            return Err(RejectReason::PostOnlyWouldCross);
+        }
+
+        // Accepted: from here on nothing can be rejected.
+        let id = self.next_order_id;
+        self.next_order_id += 1;
+        let slot = self.orders.alloc(Order {
+            id,
+            client_id: spec.client_order_id,
+            price,
+            quantity: qty,
+            leaves: qty,
+            stop_price,
+            expire,
+            budget: budget > 0,
+            account: spec.account,
+            instrument: spec.instrument,
+            side,
+            outcome: spec.outcome,
+            order_type: spec.order_type,
+            tif,
+            post_only: spec.post_only,
+            stp: spec.stp,
+            state: if is_stop {
+                OrderState::PendingStop
+            } else {
+                OrderState::Taking
+            },
+            ..Order::FREE
+        });
+        self.order_index.insert(id, slot);
+        if spec.client_order_id != 0 {
+            self.client_index
+                .insert((spec.account, spec.client_order_id), id);
+        }
+        self.link_account_order(spec.account, slot);
+
+        let mut ev = self.event(EventKind::OrderAccepted);
+        ev.instrument = spec.instrument;
+        ev.account = spec.account;
+        ev.side = side as u8;
+        ev.words = [
+            id,
+            spec.client_order_id,
+            price as u64,
+            qty,
+            stop_price as u64,
+            if expire != 0 { expire } else { budget },
+            u64::from(spec.order_type as u8)
+                | u64::from(tif as u8) << 8
+                | u64::from(u8::from(spec.post_only)) << 16
+                | u64::from(spec.stp as u8) << 24
+                | u64::from(spec.outcome as u8) << 32,
+            0,
+            0,
+        ];
+        out.emit(&ev);
+        if self.risk() {
+            self.take_reservation(slot, plan, out);
+        }
+        if is_stop {
+            let idx = self
+                .instrument(spec.instrument)
+                .expect("checked")
+                .book
+                .grid
+                .index(stop_price);
+            let inst = self.instruments[spec.instrument as usize]
+                .as_mut()
+                .expect("checked");
+            inst.book.stops_mut()[side as usize].push_back(&mut self.orders.slots, idx, slot);
+            if expire != 0 {
+                self.push_gtd(expire, id);
+            }
+        } else {
+            self.execute(slot, out);
+        }
+        self.run_stop_triggers(spec.instrument, out);
+        Ok(())
+    }
+
+    fn check_order_limits(
+        &self,
+        limits: &super::AccountLimits,
+        spec: &InstrumentSpec,
+        side: Side,
+        price: i64,
+        qty: u64,
+        budget: u64,
+    ) -> Outcome {
+        if limits.max_order_quantity != 0 && qty > limits.max_order_quantity {
+            return Err(RejectReason::MaxOrderQuantityExceeded);
+        }
+        if limits.max_notional != 0 {
+            let unit = match spec.kind {
+                InstrumentKind::Binary => super::collateral::binary_cost(side, price),
+                InstrumentKind::Spot => price,
+            };
+            let notional = if budget > 0 {
+                u128::from(budget)
+            } else {
+                unit as u128 * u128::from(qty)
+            };
+            if notional > u128::from(limits.max_notional) {
+                return Err(RejectReason::MaxNotionalExceeded);
+            }
+        }
+        Ok(())
+    }
+
+    /// Matches a taker in state `Taking`, then rests or cancels what is left.
+    fn execute<S: EventSink>(&mut self, slot: u32, out: &mut S) {
+        let o = self.orders.slots[slot as usize];
+        if o.tif == TimeInForce::Fok && !self.fok_fillable(slot) {
+            return self.cancel_order(slot, CancelReason::FokUnfilled, out);
+        }
+        let end = self.match_taker(slot, out);
+        let o = self.orders.slots[slot as usize];
+        if o.leaves == 0 {
+            return self.retire(slot, out);
+        }
+        let is_market = matches!(o.order_type, OrderType::Market | OrderType::StopMarket);
+        match end {
+            MatchEnd::SelfTrade => self.cancel_order(slot, CancelReason::SelfTrade, out),
+            MatchEnd::BudgetExhausted => {
+                self.cancel_order(slot, CancelReason::BudgetExhausted, out)
+            }
+            MatchEnd::Done if is_market || matches!(o.tif, TimeInForce::Ioc | TimeInForce::Fok) => {
+                self.cancel_order(slot, CancelReason::IocRemainder, out)
+            }
+            MatchEnd::Done => self.rest(slot, out),
+        }
+    }
+
+    fn rest<S: EventSink>(&mut self, slot: u32, out: &mut S) {
+        let o = &mut self.orders.slots[slot as usize];
+        o.state = OrderState::Resting;
+        let (instrument, side, price, expire, id) = (o.instrument, o.side, o.price, o.expire, o.id);
+        let inst = self.instruments[instrument as usize]
+            .as_mut()
+            .expect("order's instrument");
+        let level = *inst.book.insert(&mut self.orders.slots, slot);
+        self.emit_level(instrument, side, price, level.quantity, level.count, out);
+        if expire != 0 {
+            self.push_gtd(expire, id);
+        }
+    }
+
+    /// Would a FOK taker fill completely right now?
+    fn fok_fillable(&self, slot: u32) -> bool {
+        let o = &self.orders.slots[slot as usize];
+        let book = &self
+            .instrument(o.instrument)
+            .expect("order's instrument")
+            .book;
+        let opp = o.side.opposite();
+        let ladder = &book.sides[opp as usize];
+        let mut need = o.leaves;
+        let mut idx = book.best[opp as usize];
+        while idx != NO_LEVEL && need > 0 {
+            if !crosses(o.side, o.price, Some(book.grid.price(idx))) {
+                return false;
+            }
+            let level = &ladder.levels[idx];
+            if o.stp == SelfTradePrevention::None {
+                need = need.saturating_sub(level.quantity);
+            } else {
+                let mut cursor = level.head;
+                while cursor != NIL && need > 0 {
+                    let maker = &self.orders.slots[cursor as usize];
+                    if maker.account == o.account {
+                        if o.stp != SelfTradePrevention::CancelMaker {
+                            return false;
+                        }
+                    } else {
+                        need = need.saturating_sub(maker.leaves);
+                    }
+                    cursor = maker.next;
+                }
+            }
+            idx = match o.side {
+                Side::Buy => idx
+                    .checked_add(1)
+                    .and_then(|i| ladder.bits.next_at_or_above(i)),
+                Side::Sell => idx
+                    .checked_sub(1)
+                    .and_then(|i| ladder.bits.next_at_or_below(i)),
+            }
+            .unwrap_or(NO_LEVEL);
+        }
+        need == 0
+    }
+
+    fn match_taker<S: EventSink>(&mut self, slot: u32, out: &mut S) -> MatchEnd {
+        let taker = self.orders.slots[slot as usize];
+        let opp = taker.side.opposite();
+        let lot = self
+            .instrument(taker.instrument)
+            .expect("order's instrument")
+            .spec
+            .lot_size;
+        loop {
+            let leaves = self.orders.slots[slot as usize].leaves;
+            if leaves == 0 {
+                return MatchEnd::Done;
+            }
+            let book = &self
+                .instrument(taker.instrument)
+                .expect("order's instrument")
+                .book;
+            let best = book.best[opp as usize];
+            if best == NO_LEVEL {
+                return MatchEnd::Done;
+            }
+            let price = book.grid.price(best);
+            if !crosses(taker.side, taker.price, Some(price)) {
+                return MatchEnd::Done;
+            }
+            let maker_slot = book.sides[opp as usize].levels[best].head;
+            let maker = &self.orders.slots[maker_slot as usize];
+            if taker.stp != SelfTradePrevention::None && maker.account == taker.account {
+                match taker.stp {
+                    SelfTradePrevention::CancelTaker => return MatchEnd::SelfTrade,
+                    SelfTradePrevention::CancelMaker => {
+                        self.cancel_order(maker_slot, CancelReason::SelfTrade, out);
+                        continue;
+                    }
+                    _ => {
+                        self.cancel_order(maker_slot, CancelReason::SelfTrade, out);
+                        return MatchEnd::SelfTrade;
+                    }
+                }
+            }
+            let mut qty = leaves.min(maker.leaves);
+            if taker.budget {
+                let budget = self.orders.slots[slot as usize].reserved;
+                let affordable = budget / price as u64;
+                qty = qty.min(affordable - affordable % lot);
+                if qty == 0 {
+                    return MatchEnd::BudgetExhausted;
+                }
+            }
+            self.fill(maker_slot, slot, price, qty, out);
+        }
+    }
+
+    fn fill<S: EventSink>(
+        &mut self,
+        maker_slot: u32,
+        taker_slot: u32,
+        price: i64,
+        qty: u64,
+        out: &mut S,
+    ) {
+        let instrument = self.orders.slots[taker_slot as usize].instrument;
+        let spec = self
+            .instrument(instrument)
+            .expect("order's instrument")
+            .spec;
+        let (maker_side, taker_side) = {
+            let m = &mut self.orders.slots[maker_slot as usize];
+            m.leaves -= qty;
+            m.filled += qty;
+            let ms = m.side;
+            let t = &mut self.orders.slots[taker_slot as usize];
+            t.leaves -= qty;
+            t.filled += qty;
+            (ms, t.side)
+        };
+        let (maker_fee, taker_fee) = if self.risk() {
+            (
+                fill_fee(&spec, maker_side, price, qty, spec.maker_fee_bps),
+                fill_fee(&spec, taker_side, price, qty, spec.taker_fee_bps),
+            )
+        } else {
+            (0, 0)
+        };
+        let maker = self.orders.slots[maker_slot as usize];
+        let taker = self.orders.slots[taker_slot as usize];
+        let trade_id = self.next_trade_id;
+        self.next_trade_id += 1;
+        let mut ev = self.event(EventKind::Trade);
+        ev.instrument = instrument;
+        ev.side = taker_side as u8;
+        ev.account = taker.account;
+        ev.code = maker.account;
+        ev.words = [
+            trade_id,
+            maker.id,
+            taker.id,
+            price as u64,
+            qty,
+            maker_fee,
+            taker_fee,
+            maker.leaves,
+            taker.leaves,
+        ];
+        out.emit(&ev);
+
+        let inst = self.instruments[instrument as usize]
+            .as_mut()
+            .expect("order's instrument");
+        inst.last_price = Some(price);
+        let idx = inst.book.grid.index(price);
+        inst.book.sides[maker_side as usize].levels[idx].quantity -= qty;
+        let level = if maker.leaves == 0 {
+            *inst.book.remove(&mut self.orders.slots, maker_slot)
+        } else {
+            inst.book.sides[maker_side as usize].levels[idx]
+        };
+        self.emit_level(
+            instrument,
+            maker_side,
+            price,
+            level.quantity,
+            level.count,
+            out,
+        );
+        if self.risk() {
+            self.settle_side(maker_slot, price, qty, maker_fee, out);
+            self.settle_side(taker_slot, price, qty, taker_fee, out);
+        }
+        if maker.leaves == 0 {
+            self.retire(maker_slot, out);
+        }
+    }
+
+    /// Releases triggered stops of `instrument` until none is due.
+    fn run_stop_triggers<S: EventSink>(&mut self, instrument: u32, out: &mut S) {
+        loop {
+            let Some(inst) = self.instrument(instrument) else {
+                return;
+            };
+            if inst.status != InstrumentStatus::Trading {
+                return;
+            }
+            let Some(last) = inst.last_price else { return };
+            let Some(slot) = inst.book.next_triggered_stop(last) else {
+                return;
+            };
+            let o = self.orders.slots[slot as usize];
+            let idx = inst.book.grid.index(o.stop_price);
+            let inst = self.instruments[instrument as usize]
+                .as_mut()
+                .expect("exists");
+            inst.book.stops_mut()[o.side as usize].unlink(&mut self.orders.slots, idx, slot);
+            self.orders.slots[slot as usize].state = OrderState::Taking;
+            let mut ev = self.event(EventKind::StopTriggered);
+            ev.instrument = instrument;
+            ev.account = o.account;
+            ev.words[0] = o.id;
+            ev.words[1] = o.client_id;
+            ev.words[2] = o.stop_price as u64;
+            ev.words[3] = last as u64;
+            out.emit(&ev);
+            let opposite_best = self
+                .instrument(instrument)
+                .expect("exists")
+                .book
+                .best_price(o.side.opposite());
+            if o.post_only && crosses(o.side, o.price, opposite_best) {
+                self.cancel_order(slot, CancelReason::PostOnlyWouldCross, out);
+            } else {
+                self.execute(slot, out);
+            }
+        }
+    }
+
+    /// Takes a live order out of the book (or stop book) and finishes it.
+    pub(crate) fn cancel_order<S: EventSink>(
+        &mut self,
+        slot: u32,
+        reason: CancelReason,
+        out: &mut S,
+    ) {
+        let o = self.orders.slots[slot as usize];
+        let mut ev = self.event(EventKind::OrderCancelled);
+        ev.instrument = o.instrument;
+        ev.account = o.account;
+        ev.reason = reason as u8;
+        ev.side = o.side as u8;
+        ev.words[0] = o.id;
+        ev.words[1] = o.client_id;
+        ev.words[2] = o.leaves;
+        ev.words[3] = o.filled;
+        out.emit(&ev);
+        let inst = self.instruments[o.instrument as usize]
+            .as_mut()
+            .expect("order's instrument");
+        match o.state {
+            OrderState::Resting => {
+                let level = *inst.book.remove(&mut self.orders.slots, slot);
+                self.emit_level(
+                    o.instrument,
+                    o.side,
+                    o.price,
+                    level.quantity,
+                    level.count,
+                    out,
+                );
+            }
+            OrderState::PendingStop => {
+                let idx = inst.book.grid.index(o.stop_price);
+                inst.book.stops_mut()[o.side as usize].unlink(&mut self.orders.slots, idx, slot);
+            }
+            OrderState::Taking | OrderState::Free => {}
+        }
+        self.retire(slot, out);
+    }
+
+    /// Frees a finished order: releases its collateral and forgets its ids.
+    fn retire<S: EventSink>(&mut self, slot: u32, out: &mut S) {
+        if self.risk() {
+            self.release_reservation(slot, out);
+        }
+        let o = self.orders.slots[slot as usize];
+        self.unlink_account_order(o.account, slot);
+        self.order_index.remove(o.id);
+        self.finish_client_id(o.account, o.client_id);
+        self.orders.free(slot);
+    }
+
+    fn finish_client_id(&mut self, account: u32, client_id: u64) {
+        if client_id == 0 {
+            return;
+        }
+        self.client_index.insert((account, client_id), 0);
+        let window = self.finished_ring.len();
+        let tail = (self.finished_head + self.finished_len) % window;
+        if self.finished_len == window {
+            // Forget the oldest finished id to make room.
+            let (a, c) = self.finished_ring[self.finished_head];
+            self.client_index.remove((a, c));
+            self.finished_head = (self.finished_head + 1) % window;
+        } else {
+            self.finished_len += 1;
+        }
+        self.finished_ring[tail] = (account, client_id);
+    }
+
+    fn link_account_order(&mut self, account: u32, slot: u32) {
+        let tail = {
+            let acct = self.account_mut(account);
+            acct.open_orders += 1;
+            let tail = acct.orders_tail;
+            acct.orders_tail = slot;
+            if tail == NIL {
+                acct.orders_head = slot;
+            }
+            tail
+        };
+        self.orders.slots[slot as usize].acct_prev = tail;
+        self.orders.slots[slot as usize].acct_next = NIL;
+        if tail != NIL {
+            self.orders.slots[tail as usize].acct_next = slot;
+        }
+    }
+
+    fn unlink_account_order(&mut self, account: u32, slot: u32) {
+        let (prev, next) = {
+            let o = &self.orders.slots[slot as usize];
+            (o.acct_prev, o.acct_next)
+        };
+        if prev != NIL {
+            self.orders.slots[prev as usize].acct_next = next;
+        }
+        if next != NIL {
+            self.orders.slots[next as usize].acct_prev = prev;
+        }
+        let acct = self.account_mut(account);
+        acct.open_orders -= 1;
+        if prev == NIL {
+            acct.orders_head = next;
+        }
+        if next == NIL {
+            acct.orders_tail = prev;
+        }
+    }
+
+    fn push_gtd(&mut self, expire: u64, id: u64) {
+        if self.gtd.len() == self.gtd.capacity() {
+            // Drop entries of orders that already finished; in place, no allocation.
+            let index = &self.order_index;
+            let slots = &self.orders.slots;
+            self.gtd.retain(|Reverse((exp, id))| {
+                index
+                    .get(*id)
+                    .is_some_and(|s| slots[s as usize].expire == *exp)
+            });
+        }
+        self.gtd.push(Reverse((expire, id)));
+    }
+
+    /// Resolves the order a cancel or replace names, checking ownership.
+    fn resolve_own_order(&self, account: u32, order_id: u64, client_order_id: u64) -> Outcome<u32> {
+        let order_id = if order_id != 0 {
+            order_id
+        } else {
+            match self.client_index.get((account, client_order_id)) {
+                _ if client_order_id == 0 => return Err(RejectReason::UnknownOrder),
+                None => return Err(RejectReason::UnknownOrder),
+                Some(0) => return Err(RejectReason::TooLate),
+                Some(id) => id,
+            }
+        };
+        match self.order_index.get(order_id) {
+            Some(slot) if self.orders.slots[slot as usize].account == account => Ok(slot),
+            Some(_) => Err(RejectReason::UnknownOrder),
+            None if order_id < self.next_order_id => Err(RejectReason::TooLate),
+            None => Err(RejectReason::UnknownOrder),
+        }
+    }
+
+    pub(crate) fn cancel<S: EventSink>(
+        &mut self,
+        account: u32,
+        order_id: u64,
+        client_order_id: u64,
+        out: &mut S,
+    ) -> Outcome {
+        let slot = self.resolve_own_order(account, order_id, client_order_id)?;
+        self.cancel_order(slot, CancelReason::User, out);
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn replace<S: EventSink>(
+        &mut self,
+        account: u32,
+        order_id: u64,
+        orig_client_order_id: u64,
+        new_client_order_id: u64,
+        new_price: i64,
+        new_quantity: u64,
+        out: &mut S,
+    ) -> Outcome {
+        let slot = self.resolve_own_order(account, order_id, orig_client_order_id)?;
+        let o = self.orders.slots[slot as usize];
+        if o.state != OrderState::Resting {
+            return Err(RejectReason::ReplaceNotAllowed);
+        }
+        let inst = self.instrument(o.instrument).expect("order's instrument");
+        let spec = inst.spec;
+        match inst.status {
+            InstrumentStatus::Trading => {}
+            InstrumentStatus::Halted => return Err(RejectReason::InstrumentHalted),
+            InstrumentStatus::Closed => return Err(RejectReason::InstrumentClosed),
+        }
+        let (_, price) = normalise(&spec, Side::Buy, o.outcome, new_price)?;
+        check_price(&spec, price, RejectReason::PriceNotOnTick)?;
+        if new_quantity == 0 {
+            return Err(RejectReason::InvalidQuantity);
+        }
+        if new_quantity % spec.lot_size != 0 {
+            return Err(RejectReason::QuantityNotOnLot);
+        }
+        if new_quantity <= o.filled {
+            return Err(RejectReason::ReplaceQuantityTooLow);
+        }
+        let new_client_id = if new_client_order_id == 0 {
+            o.client_id
+        } else {
+            new_client_order_id
+        };
+        if new_client_id != o.client_id && self.client_index.get((account, new_client_id)).is_some()
+        {
+            return Err(RejectReason::DuplicateClientOrderId);
+        }
+        let price_changed = price != o.price;
+        let opposite_best = inst.book.best_price(o.side.opposite());
+        if o.post_only && price_changed && crosses(o.side, price, opposite_best) {
+            return Err(RejectReason::PostOnlyWouldCross);
+        }
+        let leaves = new_quantity - o.filled;
+        let mut plan = Reservation::default();
+        if self.risk() {
+            let limits = self.account(account).expect("order's account").limits;
+            self.check_order_limits(&limits, &spec, o.side, price, new_quantity, 0)?;
+            let existing = Existing {
+                reserved: o.reserved,
+                covered: o.covered,
+                leaves: o.leaves,
+            };
+            plan = self.plan_reservation(account, &spec, o.side, price, leaves, 0, existing)?;
+        }
+
+        // Accepted.
+        let keep_priority = !price_changed && new_quantity <= o.quantity;
+        if new_client_id != o.client_id {
+            self.finish_client_id(account, o.client_id);
+            self.client_index.insert((account, new_client_id), o.id);
+        }
+        let mut ev = self.event(EventKind::OrderReplaced);
+        ev.instrument = o.instrument;
+        ev.account = account;
+        ev.side = o.side as u8;
+        ev.words[..7].copy_from_slice(&[
+            o.id,
+            new_client_id,
+            o.client_id,
+            price as u64,
+            new_quantity,
+            leaves,
+            u64::from(keep_priority),
+        ]);
+        out.emit(&ev);
+        let inst = self.instruments[o.instrument as usize]
+            .as_mut()
+            .expect("order's instrument");
+        if keep_priority {
+            let idx = inst.book.grid.index(price);
+            let level = &mut inst.book.sides[o.side as usize].levels[idx];
+            level.quantity = level.quantity - o.leaves + leaves;
+            let (q, c) = (level.quantity, level.count);
+            self.set_order_size(slot, price, new_quantity, leaves, new_client_id);
+            if self.risk() {
+                self.swap_reservation(slot, &o, plan, out);
+            }
+            self.emit_level(o.instrument, o.side, price, q, c, out);
+        } else {
+            let level = *inst.book.remove(&mut self.orders.slots, slot);
+            self.emit_level(
+                o.instrument,
+                o.side,
+                o.price,
+                level.quantity,
+                level.count,
+                out,
+            );
+            self.set_order_size(slot, price, new_quantity, leaves, new_client_id);
+            if self.risk() {
+                self.swap_reservation(slot, &o, plan, out);
+            }
+            self.orders.slots[slot as usize].state = OrderState::Taking;
+            self.execute(slot, out);
+            self.run_stop_triggers(o.instrument, out);
+        }
+        Ok(())
+    }
+
+    fn set_order_size(
+        &mut self,
+        slot: u32,
+        price: i64,
+        quantity: u64,
+        leaves: u64,
+        client_id: u64,
+    ) {
+        let o = &mut self.orders.slots[slot as usize];
+        o.price = price;
+        o.quantity = quantity;
+        o.leaves = leaves;
+        o.client_id = client_id;
+    }
+
+    /// Moves a replaced order from its old reservation (`old`) to `plan`, with one balance event.
+    fn swap_reservation<S: EventSink>(
+        &mut self,
+        slot: u32,
+        old: &Order,
+        plan: Reservation,
+        out: &mut S,
+    ) {
+        let new_leaves = self.orders.slots[slot as usize].leaves;
+        {
+            let o = &mut self.orders.slots[slot as usize];
+            o.reserved = plan.amount;
+            o.covered = plan.covered;
+            o.converted = 0;
+        }
+        if let Some(pslot) = self.position_slot(old.account, old.instrument) {
+            let p = &mut self.positions[pslot as usize];
+            p.committed[old.side as usize] =
+                p.committed[old.side as usize] - old.covered + plan.covered;
+            p.open_qty[old.side as usize] = p.open_qty[old.side as usize] - old.leaves + new_leaves;
+        }
+        if plan.amount != old.reserved {
+            let delta = plan.amount as i64 - old.reserved as i64;
+            let b = &mut self.account_mut(old.account).balances[plan.asset as usize];
+            b.available -= delta;
+            b.reserved += delta;
+            self.emit_balance(old.account, plan.asset, out);
+        }
+    }
+
+    pub(crate) fn mass_cancel<S: EventSink>(
+        &mut self,
+        account: u32,
+        instrument: Option<u32>,
+        out: &mut S,
+    ) -> Outcome {
+        if self.account(account).is_none() {
+            return Err(RejectReason::UnknownAccount);
+        }
+        if let Some(i) = instrument {
+            if self.instrument(i).is_none() {
+                return Err(RejectReason::UnknownInstrument);
+            }
+        }
+        let cancelled =
+            self.cancel_account_orders(account, instrument, CancelReason::MassCancel, out);
+        self.emit_ack(
+            crate::records::CommandKind::MassCancel,
+            account,
+            instrument.unwrap_or(0),
+            cancelled,
+            out,
+        );
+        Ok(())
+    }
+
+    /// Cancels an account's live orders (oldest first), optionally in one instrument.
+    pub(crate) fn cancel_account_orders<S: EventSink>(
+        &mut self,
+        account: u32,
+        instrument: Option<u32>,
+        reason: CancelReason,
+        out: &mut S,
+    ) -> u64 {
+        let mut cancelled = 0;
+        let mut cursor = self.account(account).map_or(NIL, |a| a.orders_head);
+        while cursor != NIL {
+            let o = self.orders.slots[cursor as usize];
+            let next = o.acct_next;
+            if instrument.is_none_or(|i| i == o.instrument) {
+                self.cancel_order(cursor, reason, out);
+                cancelled += 1;
+            }
+            cursor = next;
+        }
+        cancelled
+    }
+
+    /// Cancels every GTD order whose expiry is at or before the command time.
+    pub(crate) fn expire_orders<S: EventSink>(&mut self, out: &mut S) -> u64 {
+        let mut expired = 0;
+        while let Some(&Reverse((expire, id))) = self.gtd.peek() {
+            if expire > self.ts {
+                break;
+            }
+            self.gtd.pop();
+            if let Some(slot) = self.order_index.get(id) {
+                if self.orders.slots[slot as usize].expire == expire {
+                    self.cancel_order(slot, CancelReason::Expired, out);
+                    expired += 1;
+                }
+            }
+        }
+        expired
+    }
+
+    pub(crate) fn emit_level<S: EventSink>(
+        &self,
+        instrument: u32,
+        side: Side,
+        price: i64,
+        quantity: u64,
+        orders: u32,
+        out: &mut S,
+    ) {
+        let mut ev = self.event(EventKind::BookLevel);
+        ev.instrument = instrument;
+        ev.side = side as u8;
+        ev.words[0] = price as u64;
+        ev.words[1] = quantity;
+        ev.words[2] = u64::from(orders);
+        out.emit(&ev);
+    }
+}
