@@ -31,7 +31,9 @@
 #![warn(missing_docs)]
 
 pub mod engine;
+pub mod error;
 pub mod records;
 pub mod reference;
 
 pub use engine::{Balance, Engine, EngineConfig, RiskMode, BINARY_PAYOUT, FEE_ACCOUNT};
+pub use error::{Error, Result};

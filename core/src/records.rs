@@ -454,7 +454,7 @@ pub struct OrderSpec {
     pub time_in_force: TimeInForce,
     /// Limit price (limit, stop-limit) or protection price (market, stop-market; 0 = default).
     pub price: i64,
-    /// Quantity in lots (for a spot market buy with a budget, the maximum quantity; 0 = no maximum).
+    /// Quantity, a positive multiple of the lot size (for a spot market buy with a budget: the most to buy).
     pub quantity: u64,
     /// Stop trigger price (stop orders only).
     pub stop_price: i64,

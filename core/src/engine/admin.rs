@@ -35,7 +35,8 @@ impl Engine {
         {
             return bad;
         }
-        if (spec.max_price - spec.min_price) % spec.tick_size != 0 {
+        // Bounds on the tick grid, so "on the grid" is simply "a multiple of the tick".
+        if spec.min_price % spec.tick_size != 0 || spec.max_price % spec.tick_size != 0 {
             return bad;
         }
         match spec.kind {

@@ -300,6 +300,11 @@ impl Engine {
                         "level tail mismatch at instrument {} idx {idx}",
                         inst.spec.id
                     );
+                    ensure!(
+                        ladder.bits.get(idx) == (count > 0),
+                        "bitmap disagrees with level at instrument {} idx {idx}",
+                        inst.spec.id
+                    );
                     ensure!(qty == level.quantity && count == level.count, "level aggregate mismatch at instrument {} idx {idx}: {qty}/{count} vs {:?}", inst.spec.id, level);
                     live += count as usize;
                     if count > 0

@@ -40,7 +40,6 @@ impl LevelBits {
         }
     }
 
-    #[cfg(test)]
     pub(crate) fn get(&self, i: usize) -> bool {
         self.l0[i >> 6] & (1 << (i & 63)) != 0
     }

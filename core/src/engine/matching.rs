@@ -44,7 +44,7 @@ fn check_price(spec: &InstrumentSpec, price: i64, reason_off_tick: RejectReason)
             RejectReason::InvalidPrice
         });
     }
-    if (price - spec.min_price) % spec.tick_size != 0 {
+    if price % spec.tick_size != 0 {
         return Err(reason_off_tick);
     }
     Ok(())
@@ -225,6 +225,10 @@ impl Engine {
                 .insert((spec.account, spec.client_order_id), id);
         }
         self.link_account_order(spec.account, slot);
+        if expire != 0 {
+            // Registered once, here: a later re-queue or stop trigger keeps the entry.
+            self.push_gtd(expire, id);
+        }
 
         let mut ev = self.event(EventKind::OrderAccepted);
         ev.instrument = spec.instrument;
@@ -248,6 +252,9 @@ impl Engine {
         out.emit(&ev);
         if self.risk() {
             self.take_reservation(slot, plan, out);
+        } else if budget > 0 {
+            // Without risk nothing is reserved, but the budget still bounds the sweep.
+            self.orders.slots[slot as usize].reserved = budget;
         }
         if is_stop {
             let idx = self
@@ -260,9 +267,6 @@ impl Engine {
                 .as_mut()
                 .expect("checked");
             inst.book.stops_mut()[side as usize].push_back(&mut self.orders.slots, idx, slot);
-            if expire != 0 {
-                self.push_gtd(expire, id);
-            }
         } else {
             self.execute(slot, out);
         }
@@ -326,15 +330,12 @@ impl Engine {
     fn rest<S: EventSink>(&mut self, slot: u32, out: &mut S) {
         let o = &mut self.orders.slots[slot as usize];
         o.state = OrderState::Resting;
-        let (instrument, side, price, expire, id) = (o.instrument, o.side, o.price, o.expire, o.id);
+        let (instrument, side, price) = (o.instrument, o.side, o.price);
         let inst = self.instruments[instrument as usize]
             .as_mut()
             .expect("order's instrument");
         let level = *inst.book.insert(&mut self.orders.slots, slot);
         self.emit_level(instrument, side, price, level.quantity, level.count, out);
-        if expire != 0 {
-            self.push_gtd(expire, id);
-        }
     }
 
     /// Would a FOK taker fill completely right now?
@@ -510,6 +511,8 @@ impl Engine {
         if self.risk() {
             self.settle_side(maker_slot, price, qty, maker_fee, out);
             self.settle_side(taker_slot, price, qty, taker_fee, out);
+        } else if taker.budget {
+            self.orders.slots[taker_slot as usize].reserved -= price as u64 * qty;
         }
         if maker.leaves == 0 {
             self.retire(maker_slot, out);

@@ -99,6 +99,27 @@ impl Default for EngineConfig {
 }
 
 impl EngineConfig {
+    /// Checks every capacity is usable.
+    pub fn validate(&self) -> crate::Result<()> {
+        let bad = |field, problem| Err(crate::Error::InvalidConfig { field, problem });
+        if self.max_orders == 0 || self.max_orders == u32::MAX {
+            return bad("max_orders", "must be between 1 and 2^32 - 2");
+        }
+        if self.max_accounts == 0 {
+            return bad("max_accounts", "must be at least 1 (the fee account)");
+        }
+        if self.max_instruments < 2 {
+            return bad("max_instruments", "must be at least 2 (ids start at 1)");
+        }
+        if self.max_assets == 0 {
+            return bad("max_assets", "must be at least 1");
+        }
+        if self.max_price_levels == 0 {
+            return bad("max_price_levels", "must be at least 1");
+        }
+        Ok(())
+    }
+
     /// A small configuration for tests.
     pub fn small() -> Self {
         EngineConfig {
@@ -197,7 +218,17 @@ pub(crate) type Outcome<T = ()> = Result<T, RejectReason>;
 
 impl Engine {
     /// An empty engine with the fee account already open.
+    ///
+    /// # Panics
+    ///
+    /// If `config` is invalid; use [`Engine::try_new`] to get an error instead.
     pub fn new(config: EngineConfig) -> Engine {
+        Engine::try_new(config).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// An empty engine, or why `config` cannot work.
+    pub fn try_new(config: EngineConfig) -> crate::Result<Engine> {
+        config.validate()?;
         let max_orders = config.max_orders as usize;
         let window = config.dedup_window.max(1) as usize;
         let assets = config.max_assets as usize;
@@ -225,7 +256,7 @@ impl Engine {
             commands_applied: 0,
         };
         engine.open_account(FEE_ACCOUNT);
-        engine
+        Ok(engine)
     }
 
     /// The configuration the engine was built with.

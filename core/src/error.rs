@@ -1,0 +1,22 @@
+//! Errors of the core crate's fallible set-up APIs.
+//!
+//! Commands never fail with an `Error`: a command that cannot be carried
+//! out becomes a `Rejected` event with a [`crate::records::RejectReason`].
+//! `Error` is for the engine's owner — building an engine from a
+//! configuration that cannot work.
+
+/// What went wrong setting up the core.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// An [`crate::EngineConfig`] field is out of range.
+    #[error("invalid engine configuration: {field} {problem}")]
+    InvalidConfig {
+        /// The offending field.
+        field: &'static str,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
