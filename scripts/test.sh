@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# scripts/test.sh — THE ringex test command (README "Quick start", .ci/run).
+#
+# On a fresh Debian machine with only the Rust toolchain it installs what
+# the tests need, then runs every check in order and stops at the first
+# failure, naming the step that failed.
+#
+#   bash scripts/test.sh            # set-up, then every step
+#   bash scripts/test.sh clippy     # set-up, then only the named step(s)
+#   bash scripts/test.sh --list     # list the steps
+#
+# To add a step: write a `step_<name>` function (and, if it needs tools, a
+# `setup_<name>` function) below, then append <name> to STEPS (or SETUPS).
+# Planned: setup_python_venv (FIX interop tests), setup_chromium (web UI).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+if [[ "${CI:-}" == "true" ]]; then
+    export CARGO_TERM_COLOR=never
+fi
+
+# Set-up functions run first, in this order; each must be idempotent.
+SETUPS=(rust_components)
+# Checks, in this order.
+STEPS=(fmt clippy doc test)
+
+CURRENT_STEP=""
+PASSED=()
+START_TIME=$SECONDS
+
+section() {
+    printf '\n==== %s ====\n' "$*"
+}
+
+die() {
+    printf 'test.sh: %s\n' "$*" >&2
+    exit 1
+}
+
+on_exit() {
+    local status=$?
+    [[ -n "$CURRENT_STEP" ]] || return 0
+    if [[ $status -ne 0 ]]; then
+        printf '\ntest.sh: FAILED in step "%s" (exit status %d)\n' "$CURRENT_STEP" "$status" >&2
+    else
+        printf '\ntest.sh: passed (%s) in %ds\n' "${PASSED[*]}" "$((SECONDS - START_TIME))"
+    fi
+}
+trap on_exit EXIT
+
+# ---------------------------------------------------------------- set-up
+
+setup_rust_components() {
+    # rustup installs into ~/.cargo/bin, which a non-login shell may not have on PATH.
+    if ! command -v cargo >/dev/null 2>&1 && [[ -x "${CARGO_HOME:-$HOME/.cargo}/bin/cargo" ]]; then
+        export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+    fi
+    command -v cargo >/dev/null 2>&1 ||
+        die "cargo not found: install the Rust toolchain first (https://rustup.rs)"
+    local missing=()
+    cargo fmt --version >/dev/null 2>&1 || missing+=(rustfmt)
+    cargo clippy --version >/dev/null 2>&1 || missing+=(clippy)
+    if [[ ${#missing[@]} -gt 0 ]]; then
+        command -v rustup >/dev/null 2>&1 ||
+            die "missing Rust components (${missing[*]}) and no rustup to install them; install them with your toolchain's package manager"
+        echo "installing Rust components: ${missing[*]}"
+        rustup component add "${missing[@]}" ||
+            die "'rustup component add ${missing[*]}' failed (no network to static.rust-lang.org?); install the components by hand and re-run"
+    fi
+    cargo --version
+    cargo fmt --version
+    cargo clippy --version
+}
+
+# ---------------------------------------------------------------- steps
+
+step_fmt() {
+    cargo fmt --all --check
+}
+
+step_clippy() {
+    cargo clippy --workspace --all-targets -- -D warnings
+}
+
+step_doc() {
+    RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+}
+
+step_test() {
+    # Release: the property tests and long command streams are CPU-heavy.
+    cargo test --workspace --release
+}
+
+# ---------------------------------------------------------------- driver
+
+run() {
+    local kind=$1 name=$2
+    CURRENT_STEP="$kind: $name"
+    section "$kind: $name"
+    local started=$SECONDS
+    "${kind}_${name}"
+    printf -- '---- %s: %s ok (%ds)\n' "$kind" "$name" "$((SECONDS - started))"
+    if [[ $kind == step ]]; then
+        PASSED+=("$name")
+    fi
+}
+
+main() {
+    local selected=()
+    if [[ $# -gt 0 && "$1" == "--list" ]]; then
+        printf 'setup: %s\nsteps: %s\n' "${SETUPS[*]}" "${STEPS[*]}"
+        return 0
+    fi
+    if [[ $# -gt 0 ]]; then
+        local name
+        for name in "$@"; do
+            declare -F "step_${name}" >/dev/null || die "unknown step '${name}' (steps: ${STEPS[*]})"
+        done
+        selected=("$@")
+    else
+        selected=("${STEPS[@]}")
+    fi
+    local s
+    for s in "${SETUPS[@]}"; do
+        run setup "$s"
+    done
+    for s in "${selected[@]}"; do
+        run step "$s"
+    done
+    CURRENT_STEP="done"
+}
+
+main "$@"
