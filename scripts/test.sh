@@ -24,7 +24,7 @@ fi
 # Set-up functions run first, in this order; each must be idempotent.
 SETUPS=(rust_components)
 # Checks, in this order.
-STEPS=(fmt clippy doc test)
+STEPS=(fmt clippy doc test fuzz)
 
 CURRENT_STEP=""
 PASSED=()
@@ -91,6 +91,22 @@ step_doc() {
 step_test() {
     # Release: the property tests and long command streams are CPU-heavy.
     cargo test --workspace --release
+}
+
+step_fuzz() {
+    # A short coverage-guided run of every fuzz target (fuzz/, outside the
+    # workspace). cargo-fuzz comes from crates.io; libFuzzer's sanitizer
+    # flags need RUSTC_BOOTSTRAP on the stable toolchain.
+    if ! cargo fuzz --version >/dev/null 2>&1; then
+        echo "installing cargo-fuzz from crates.io"
+        cargo install cargo-fuzz --locked
+    fi
+    local seconds=${FUZZ_SECONDS:-30} target
+    for target in $(cd fuzz && cargo fuzz list); do
+        echo "fuzzing ${target} for ${seconds}s"
+        (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" -- \
+            -max_total_time="$seconds" -max_len=8192 -print_final_stats=1)
+    done
 }
 
 # ---------------------------------------------------------------- driver

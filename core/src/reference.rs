@@ -101,6 +101,8 @@ pub struct ReferenceEngine {
     next_order_id: u64,
     next_trade_id: u64,
     global_kill: bool,
+    /// Per asset: deposits minus withdrawals (deposits keep it within i64).
+    outstanding: BTreeMap<u16, i128>,
     seq: u64,
     ts: u64,
 }
@@ -156,7 +158,9 @@ fn crosses(side: Side, limit: i64, other: i64) -> bool {
 fn to_book(spec: &InstrumentSpec, side: Side, leg: Leg, price: i64) -> R<(Side, i64)> {
     match (spec.kind, leg) {
         (InstrumentKind::Binary, Leg::Yes) | (InstrumentKind::Spot, Leg::None) => Ok((side, price)),
-        (InstrumentKind::Binary, Leg::No) => Ok((side.opposite(), BINARY_PAYOUT - price)),
+        (InstrumentKind::Binary, Leg::No) => {
+            Ok((side.opposite(), BINARY_PAYOUT.saturating_sub(price)))
+        }
         _ => Err(RejectReason::InvalidOutcome),
     }
 }
@@ -205,6 +209,7 @@ impl ReferenceEngine {
             next_order_id: 1,
             next_trade_id: 1,
             global_kill: false,
+            outstanding: BTreeMap::new(),
             seq: 0,
             ts: 0,
         }
@@ -526,21 +531,23 @@ impl ReferenceEngine {
             return Err(RejectReason::InvalidAmount);
         }
         let available = acct.available.get(&asset).copied().unwrap_or(0);
-        let reserved = acct.reserved.get(&asset).copied().unwrap_or(0);
+        let outstanding = self.outstanding.get(&asset).copied().unwrap_or(0);
         let amount_i = i128::from(amount);
         if deposit {
             if account == FEE_ACCOUNT {
                 return Err(RejectReason::ReservedAccount);
             }
-            if available + reserved + amount_i > i128::from(i64::MAX) {
+            if outstanding + amount_i > i128::from(i64::MAX) {
                 return Err(RejectReason::InvalidAmount);
             }
             self.add_available(account, asset, amount_i);
+            self.outstanding.insert(asset, outstanding + amount_i);
         } else {
             if available < amount_i {
                 return Err(RejectReason::InsufficientFunds);
             }
             self.add_available(account, asset, -amount_i);
+            self.outstanding.insert(asset, outstanding - amount_i);
         }
         let kind = if deposit {
             CommandKind::Deposit
