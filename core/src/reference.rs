@@ -873,9 +873,10 @@ impl ReferenceEngine {
     }
 
     fn ensure_position(&mut self, account: u32, instrument: u32) {
-        if !self.positions.contains_key(&(account, instrument)) {
-            self.positions
-                .insert((account, instrument), Position::default());
+        if let std::collections::hash_map::Entry::Vacant(slot) =
+            self.positions.entry((account, instrument))
+        {
+            slot.insert(Position::default());
             self.instruments
                 .get_mut(&instrument)
                 .expect("exists")

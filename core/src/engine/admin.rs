@@ -110,9 +110,12 @@ impl Engine {
         if account == FEE_ACCOUNT {
             return Err(RejectReason::ReservedAccount);
         }
-        let b = self.account(account).expect("checked").balances[asset as usize];
-        // Keep available + reserved within i64 so every later sum stays exact.
-        if (b.available as i128 + b.reserved as i128 + amount as i128) > i64::MAX as i128 {
+        // Keep the asset's whole outstanding total within i64. Every balance
+        // (and 100 x open interest) is a part of that total, so no balance can
+        // overflow when the asset changes hands later — a per-account bound
+        // alone would let two large holders overflow the one who receives.
+        let outstanding = self.deposited[asset as usize] - self.withdrawn[asset as usize];
+        if outstanding + i128::from(amount) > i128::from(i64::MAX) {
             return Err(RejectReason::InvalidAmount);
         }
         self.account_mut(account).balances[asset as usize].available += amount as i64;

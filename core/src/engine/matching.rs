@@ -55,7 +55,11 @@ fn check_price(spec: &InstrumentSpec, price: i64, reason_off_tick: RejectReason)
 fn normalise(spec: &InstrumentSpec, side: Side, leg: Leg, price: i64) -> Outcome<(Side, i64)> {
     match (spec.kind, leg) {
         (InstrumentKind::Binary, Leg::Yes) | (InstrumentKind::Spot, Leg::None) => Ok((side, price)),
-        (InstrumentKind::Binary, Leg::No) => Ok((side.opposite(), BINARY_PAYOUT - price)),
+        // Saturating: a NO price near i64::MIN must not overflow; the result is
+        // out of bounds either way and the caller rejects it.
+        (InstrumentKind::Binary, Leg::No) => {
+            Ok((side.opposite(), BINARY_PAYOUT.saturating_sub(price)))
+        }
         _ => Err(RejectReason::InvalidOutcome),
     }
 }

@@ -10,7 +10,7 @@
 //!
 //! Memory is allocated at construction (order arena, hash tables, position
 //! slab, GTD heap) and when instruments or accounts are added — never per
-//! order. `tests/allocation.rs` proves it with a counting allocator.
+//! order. `tests/engine/allocation.rs` proves it with a counting allocator.
 //!
 //! Layout of this module:
 //! - [`book`](self) — price-level arrays and FIFO lists,
