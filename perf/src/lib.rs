@@ -1,0 +1,36 @@
+//! # ringex-perf
+//!
+//! Load generation and measurement for the ringex engine:
+//!
+//! - [`stream`] — seeded, deterministic command streams shaped like
+//!   exchange-core's published throughput benchmark, and an
+//!   [`OrderTracker`](stream::OrderTracker) that follows engine events;
+//! - [`throughput`] — `ringex-perf core`: commands per second for the engine
+//!   with risk on and off, next to the reference model measured in the same run;
+//! - [`scale`] — `ringex-perf scale`: memory and load time of an engine holding
+//!   10,000 markets, 100,000 accounts and 1,000,000 resting orders;
+//! - [`demo`] — `ringex-perf demo`: a small live market in the terminal;
+//! - [`sys`] — the machine and the process (`VmRSS`) for reports.
+//!
+//! Everything here is single-threaded: the engine is measured on the
+//! calling thread and nothing spins. Results and the commands that produce
+//! them are collected in `docs/performance.md`.
+//!
+//! ```
+//! use ringex_perf::stream::{generate, StreamParams};
+//!
+//! let stream = generate(&StreamParams { commands: 1_000, ..StreamParams::default() });
+//! assert_eq!(stream.measured.len(), 1_000);
+//! assert_eq!(stream.stats.rejects, 0);
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod demo;
+pub mod error;
+pub mod scale;
+pub mod stream;
+pub mod sys;
+pub mod throughput;
+
+pub use error::{Error, Result};
