@@ -35,5 +35,7 @@ pub mod error;
 pub mod records;
 pub mod reference;
 
-pub use engine::{Balance, Engine, EngineConfig, RiskMode, BINARY_PAYOUT, FEE_ACCOUNT};
+pub use engine::{
+    Balance, Engine, EngineConfig, RiskMode, BINARY_PAYOUT, FEE_ACCOUNT, ORDER_SLOT_BITS,
+};
 pub use error::{Error, Result};

@@ -18,7 +18,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
-use crate::engine::{EngineConfig, RiskMode, BINARY_PAYOUT, FEE_ACCOUNT};
+use crate::engine::{EngineConfig, RiskMode, BINARY_PAYOUT, FEE_ACCOUNT, ORDER_SLOT_BITS};
 use crate::records::{
     AccountLimits, CancelReason, Command, CommandKind, CommandView, Event, EventKind, EventSink,
     InstrumentKind, InstrumentSpec, InstrumentStatus, OrderSpec, OrderType, Outcome as Leg,
@@ -94,11 +94,19 @@ pub struct ReferenceEngine {
     accounts: BTreeMap<u32, Account>,
     orders: HashMap<u64, Order>,
     positions: HashMap<(u32, u32), Position>,
-    /// (account, client id) -> Some(live order id) or None once finished.
-    client_ids: HashMap<(u32, u64), Option<u64>>,
+    /// (account, client id) -> the order it was given to. The id is current
+    /// while that order lives and still carries it; otherwise it is finished
+    /// and stays here, rejecting duplicates, until the window forgets it.
+    client_ids: HashMap<(u32, u64), u64>,
     finished: VecDeque<(u32, u64)>,
     gtd: BTreeSet<(u64, u64)>,
-    next_order_id: u64,
+    /// Order ids are `(acceptance counter << ORDER_SLOT_BITS) | slot`, where the
+    /// slot is the engine's arena slot: freed slots are reused last-in,
+    /// first-out, fresh ones are handed out in order.
+    order_seq: u64,
+    free_slots: Vec<u64>,
+    fresh_slot: u64,
+    slot_of: HashMap<u64, u64>,
     next_trade_id: u64,
     global_kill: bool,
     /// Per asset: deposits minus withdrawals (deposits keep it within i64).
@@ -206,7 +214,10 @@ impl ReferenceEngine {
             client_ids: HashMap::new(),
             finished: VecDeque::new(),
             gtd: BTreeSet::new(),
-            next_order_id: 1,
+            order_seq: 1,
+            free_slots: Vec::new(),
+            fresh_slot: 0,
+            slot_of: HashMap::new(),
             next_trade_id: 1,
             global_kill: false,
             outstanding: BTreeMap::new(),
@@ -762,13 +773,6 @@ impl ReferenceEngine {
         } else {
             0
         };
-        if o.client_order_id != 0
-            && self
-                .client_ids
-                .contains_key(&(o.account, o.client_order_id))
-        {
-            return Err(RejectReason::DuplicateClientOrderId);
-        }
         let plan = if self.risk() {
             let limits = acct.limits;
             self.limits_check(&limits, &spec, side, price, o.quantity, budget)?;
@@ -793,9 +797,22 @@ impl ReferenceEngine {
         {
             return Err(RejectReason::PostOnlyWouldCross);
         }
+        // The duplicate check comes last, as in the engine.
+        if o.client_order_id != 0
+            && self
+                .client_ids
+                .contains_key(&(o.account, o.client_order_id))
+        {
+            return Err(RejectReason::DuplicateClientOrderId);
+        }
 
-        let id = self.next_order_id;
-        self.next_order_id += 1;
+        let slot = self.free_slots.pop().unwrap_or_else(|| {
+            self.fresh_slot += 1;
+            self.fresh_slot - 1
+        });
+        let id = (self.order_seq << ORDER_SLOT_BITS) | slot;
+        self.order_seq += 1;
+        self.slot_of.insert(id, slot);
         self.orders.insert(
             id,
             Order {
@@ -827,8 +844,7 @@ impl ReferenceEngine {
             },
         );
         if o.client_order_id != 0 {
-            self.client_ids
-                .insert((o.account, o.client_order_id), Some(id));
+            self.client_ids.insert((o.account, o.client_order_id), id);
         }
         self.accounts
             .get_mut(&o.account)
@@ -1292,6 +1308,8 @@ impl ReferenceEngine {
             self.release(id, out);
         }
         let o = self.orders.remove(&id).expect("live");
+        let slot = self.slot_of.remove(&id).expect("live order has a slot");
+        self.free_slots.push(slot);
         self.accounts
             .get_mut(&o.account)
             .expect("account")
@@ -1304,7 +1322,6 @@ impl ReferenceEngine {
         if client_id == 0 {
             return;
         }
-        self.client_ids.insert((account, client_id), None);
         if self.finished.len() == self.config.dedup_window.max(1) as usize {
             let oldest = self.finished.pop_front().expect("full");
             self.client_ids.remove(&oldest);
@@ -1318,16 +1335,21 @@ impl ReferenceEngine {
         } else if client_order_id == 0 {
             return Err(RejectReason::UnknownOrder);
         } else {
-            match self.client_ids.get(&(account, client_order_id)) {
-                None => return Err(RejectReason::UnknownOrder),
-                Some(None) => return Err(RejectReason::TooLate),
-                Some(Some(id)) => *id,
-            }
+            let id = *self
+                .client_ids
+                .get(&(account, client_order_id))
+                .ok_or(RejectReason::UnknownOrder)?;
+            return match self.orders.get(&id) {
+                Some(o) if o.client_id == client_order_id => Ok(id),
+                _ => Err(RejectReason::TooLate),
+            };
         };
         match self.orders.get(&id) {
             Some(o) if o.account == account => Ok(id),
             Some(_) => Err(RejectReason::UnknownOrder),
-            None if id < self.next_order_id => Err(RejectReason::TooLate),
+            None if (1..self.order_seq).contains(&(id >> ORDER_SLOT_BITS)) => {
+                Err(RejectReason::TooLate)
+            }
             None => Err(RejectReason::UnknownOrder),
         }
     }
@@ -1376,9 +1398,6 @@ impl ReferenceEngine {
         } else {
             new_client
         };
-        if new_client != o.client_id && self.client_ids.contains_key(&(account, new_client)) {
-            return Err(RejectReason::DuplicateClientOrderId);
-        }
         let moved = price != o.price;
         if o.post_only
             && moved
@@ -1404,11 +1423,15 @@ impl ReferenceEngine {
         } else {
             None
         };
+        // The duplicate check comes last, as in the engine.
+        if new_client != o.client_id && self.client_ids.contains_key(&(account, new_client)) {
+            return Err(RejectReason::DuplicateClientOrderId);
+        }
 
         let keep_priority = !moved && new_qty <= o.quantity;
         if new_client != o.client_id {
             self.finish_client_id(account, o.client_id);
-            self.client_ids.insert((account, new_client), Some(id));
+            self.client_ids.insert((account, new_client), id);
         }
         let mut ev = self.ev(EventKind::OrderReplaced);
         ev.instrument = o.instrument;

@@ -59,7 +59,7 @@ impl Engine {
     /// Digest of the complete engine state.
     pub fn state_digest(&self) -> u64 {
         let mut h = Fnv::new();
-        h.u64(self.next_order_id);
+        h.u64(self.order_seq);
         h.u64(self.next_trade_id);
         h.u64(u64::from(self.global_kill));
         h.u64(self.now);

@@ -111,7 +111,12 @@ pub(crate) struct PriceGrid {
 impl PriceGrid {
     #[inline]
     pub(crate) fn index(&self, price: i64) -> usize {
-        ((price - self.min_price) / self.tick) as usize
+        // Most grids have tick 1; skip the division for them.
+        if self.tick == 1 {
+            (price - self.min_price) as usize
+        } else {
+            ((price - self.min_price) / self.tick) as usize
+        }
     }
 
     #[inline]

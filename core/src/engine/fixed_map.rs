@@ -1,51 +1,91 @@
-//! A fixed-capacity open-addressing hash map with linear probing and
-//! backward-shift deletion.
+//! A fixed-capacity open-addressing hash map from small integer keys to
+//! `u32` arena slots, with linear probing and backward-shift deletion.
 //!
 //! Why not `std::collections::HashMap`: its tombstones can force a resize
 //! (an allocation) on the steady-state path even when the number of live
 //! entries never grows. This map allocates once, at construction, and never
-//! again; deletion leaves no tombstones. Iteration order never reaches the
-//! engine's output (the engine only looks keys up), so the hash function
-//! needs no seed and lookups are deterministic across runs.
+//! again; deletion leaves no tombstones. Entries are 16 bytes — a key packed
+//! into `(u64, u32)` plus the `u32` value — so the tables the engine probes
+//! on every order stay as cache-resident as their capacity allows. Iteration
+//! order never reaches the engine's output (the engine only looks keys up),
+//! so the hash needs no seed and lookups are deterministic across runs.
 //!
 //! Single writer: the engine thread.
 
-/// Keys the map can hold: plain integers, hashed with a fixed multiplier.
+/// Keys the map can hold: packed into `(u64, u32)`. The pattern
+/// `(0, u32::MAX)` is reserved to mark an empty bucket, so no key may pack to it.
 pub(crate) trait MapKey: Copy + Eq {
-    fn hash64(self) -> u64;
+    fn pack(self) -> (u64, u32);
 }
 
+/// Order ids (never 0).
 impl MapKey for u64 {
     #[inline]
-    fn hash64(self) -> u64 {
-        // Fibonacci hashing: multiply by 2^64 / phi, then use the high bits.
-        self.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    fn pack(self) -> (u64, u32) {
+        (self, 0)
     }
 }
 
+/// (account, 64-bit id): accounts are below `u32::MAX` (checked by config validation).
 impl MapKey for (u32, u64) {
     #[inline]
-    fn hash64(self) -> u64 {
-        (self.1 ^ (u64::from(self.0).wrapping_mul(0xC2B2_AE3D_27D4_EB4F))).hash64()
+    fn pack(self) -> (u64, u32) {
+        (self.1, self.0)
     }
 }
 
-pub(crate) struct FixedMap<K: MapKey, V: Copy> {
-    slots: Box<[Option<(K, V)>]>,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    a: u64,
+    b: u32,
+    value: u32,
+}
+
+const EMPTY: Entry = Entry {
+    a: 0,
+    b: u32::MAX,
+    value: 0,
+};
+
+impl Entry {
+    #[inline]
+    fn is_empty(&self) -> bool {
+        self.a == EMPTY.a && self.b == EMPTY.b
+    }
+}
+
+#[inline]
+fn hash((a, b): (u64, u32)) -> u64 {
+    // Fibonacci hashing: multiply by 2^64 / phi, then use the high bits.
+    (a ^ u64::from(b).wrapping_mul(0xC2B2_AE3D_27D4_EB4F)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// Result of [`FixedMap::insert_new`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum InsertNew {
+    Inserted,
+    Exists,
+    Full,
+}
+
+pub(crate) struct FixedMap<K: MapKey> {
+    slots: Box<[Entry]>,
     shift: u32,
     len: usize,
     capacity: usize,
+    _key: std::marker::PhantomData<K>,
 }
 
-impl<K: MapKey, V: Copy> FixedMap<K, V> {
+impl<K: MapKey> FixedMap<K> {
     /// A map that holds up to `capacity` entries; its table is at least twice that.
     pub(crate) fn with_capacity(capacity: usize) -> Self {
         let buckets = (capacity.max(4) * 2).next_power_of_two();
         FixedMap {
-            slots: vec![None; buckets].into_boxed_slice(),
+            slots: vec![EMPTY; buckets].into_boxed_slice(),
             shift: 64 - buckets.trailing_zeros(),
             len: 0,
             capacity,
+            _key: std::marker::PhantomData,
         }
     }
 
@@ -55,8 +95,8 @@ impl<K: MapKey, V: Copy> FixedMap<K, V> {
     }
 
     #[inline]
-    fn home(&self, key: K) -> usize {
-        (key.hash64() >> self.shift) as usize
+    fn home(&self, packed: (u64, u32)) -> usize {
+        (hash(packed) >> self.shift) as usize
     }
 
     #[cfg(test)]
@@ -65,66 +105,93 @@ impl<K: MapKey, V: Copy> FixedMap<K, V> {
     }
 
     #[inline]
-    pub(crate) fn get(&self, key: K) -> Option<V> {
-        let mut i = self.home(key);
+    pub(crate) fn get(&self, key: K) -> Option<u32> {
+        let (a, b) = key.pack();
+        let mut i = self.home((a, b));
         loop {
-            match self.slots[i] {
-                None => return None,
-                Some((k, v)) if k == key => return Some(v),
-                Some(_) => i = (i + 1) & self.mask(),
+            let e = &self.slots[i];
+            if e.a == a && e.b == b {
+                return Some(e.value);
             }
+            if e.is_empty() {
+                return None;
+            }
+            i = (i + 1) & self.mask();
         }
     }
 
     /// Inserts or overwrites. Returns `false` (and changes nothing) when the
     /// key is new and the map is at capacity.
     #[inline]
-    pub(crate) fn insert(&mut self, key: K, value: V) -> bool {
-        let mut i = self.home(key);
-        loop {
-            match self.slots[i] {
-                None => {
-                    if self.len >= self.capacity {
-                        return false;
-                    }
-                    self.slots[i] = Some((key, value));
-                    self.len += 1;
-                    return true;
+    pub(crate) fn insert(&mut self, key: K, value: u32) -> bool {
+        match self.insert_new(key, value) {
+            InsertNew::Inserted => true,
+            InsertNew::Full => false,
+            InsertNew::Exists => {
+                let (a, b) = key.pack();
+                let mut i = self.home((a, b));
+                while !(self.slots[i].a == a && self.slots[i].b == b) {
+                    i = (i + 1) & self.mask();
                 }
-                Some((k, _)) if k == key => {
-                    self.slots[i] = Some((key, value));
-                    return true;
-                }
-                Some(_) => i = (i + 1) & self.mask(),
+                self.slots[i].value = value;
+                true
             }
+        }
+    }
+
+    /// Inserts `key` only if it is absent: one probe serves as both the
+    /// duplicate check and the insert.
+    #[inline]
+    pub(crate) fn insert_new(&mut self, key: K, value: u32) -> InsertNew {
+        let (a, b) = key.pack();
+        let mut i = self.home((a, b));
+        loop {
+            let e = &self.slots[i];
+            if e.a == a && e.b == b {
+                return InsertNew::Exists;
+            }
+            if e.is_empty() {
+                if self.len >= self.capacity {
+                    return InsertNew::Full;
+                }
+                self.slots[i] = Entry { a, b, value };
+                self.len += 1;
+                return InsertNew::Inserted;
+            }
+            i = (i + 1) & self.mask();
         }
     }
 
     /// Removes the key, shifting later members of its probe run back so no
     /// tombstone is needed.
     #[inline]
-    pub(crate) fn remove(&mut self, key: K) -> Option<V> {
+    pub(crate) fn remove(&mut self, key: K) -> Option<u32> {
         let mask = self.mask();
-        let mut i = self.home(key);
+        let (a, b) = key.pack();
+        let mut i = self.home((a, b));
         let value = loop {
-            match self.slots[i] {
-                None => return None,
-                Some((k, v)) if k == key => break v,
-                Some(_) => i = (i + 1) & mask,
+            let e = &self.slots[i];
+            if e.a == a && e.b == b {
+                break e.value;
             }
+            if e.is_empty() {
+                return None;
+            }
+            i = (i + 1) & mask;
         };
-        self.slots[i] = None;
+        self.slots[i] = EMPTY;
         self.len -= 1;
         let mut hole = i;
         let mut j = (i + 1) & mask;
-        while let Some((k, v)) = self.slots[j] {
-            let home = self.home(k);
+        while !self.slots[j].is_empty() {
+            let e = self.slots[j];
+            let home = self.home((e.a, e.b));
             // Move the entry into the hole if its home is not cyclically in (hole, j].
             let dist_home = j.wrapping_sub(home) & mask;
             let dist_hole = j.wrapping_sub(hole) & mask;
             if dist_home >= dist_hole {
-                self.slots[hole] = Some((k, v));
-                self.slots[j] = None;
+                self.slots[hole] = e;
+                self.slots[j] = EMPTY;
                 hole = j;
             }
             j = (j + 1) & mask;
@@ -138,6 +205,8 @@ impl<K: MapKey, V: Copy> FixedMap<K, V> {
     }
 }
 
+const _: () = assert!(std::mem::size_of::<Entry>() == 16);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,14 +214,14 @@ mod tests {
 
     #[test]
     fn matches_std_hashmap_under_random_insert_and_remove() {
-        let mut fixed = FixedMap::<u64, u32>::with_capacity(64);
+        let mut fixed = FixedMap::<u64>::with_capacity(64);
         let mut model = HashMap::new();
         let mut x = 12345u64;
         for step in 0..200_000u32 {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            let key = x % 97;
+            let key = 1 + x % 97;
             if x & 1 == 0 {
                 let ok = fixed.insert(key, step);
                 if ok {
@@ -172,8 +241,18 @@ mod tests {
     }
 
     #[test]
+    fn insert_new_reports_existing_keys_and_a_full_table() {
+        let mut map = FixedMap::<u64>::with_capacity(2);
+        assert_eq!(map.insert_new(1, 1), InsertNew::Inserted);
+        assert_eq!(map.insert_new(1, 2), InsertNew::Exists);
+        assert_eq!(map.get(1), Some(1));
+        assert_eq!(map.insert_new(2, 2), InsertNew::Inserted);
+        assert_eq!(map.insert_new(3, 3), InsertNew::Full);
+    }
+
+    #[test]
     fn refuses_a_new_key_at_capacity_but_overwrites_an_old_one() {
-        let mut map = FixedMap::<(u32, u64), u8>::with_capacity(2);
+        let mut map = FixedMap::<(u32, u64)>::with_capacity(2);
         assert!(map.insert((1, 1), 1));
         assert!(map.insert((1, 2), 2));
         assert!(!map.insert((2, 1), 3));

@@ -16,8 +16,9 @@ use std::cmp::Reverse;
 
 use super::book::NO_LEVEL;
 use super::collateral::{fill_fee, Existing, Reservation};
+use super::fixed_map::InsertNew;
 use super::orders::{Order, OrderState, NIL};
-use super::{Engine, Outcome, BINARY_PAYOUT, FEE_ACCOUNT};
+use super::{Engine, Outcome, BINARY_PAYOUT, FEE_ACCOUNT, ORDER_SLOT_BITS};
 use crate::records::{
     CancelReason, EventKind, EventSink, InstrumentKind, InstrumentSpec, InstrumentStatus,
     OrderSpec, OrderType, Outcome as Leg, RejectReason, SelfTradePrevention, Side, TimeInForce,
@@ -44,7 +45,7 @@ fn check_price(spec: &InstrumentSpec, price: i64, reason_off_tick: RejectReason)
             RejectReason::InvalidPrice
         });
     }
-    if price % spec.tick_size != 0 {
+    if spec.tick_size != 1 && price % spec.tick_size != 0 {
         return Err(reason_off_tick);
     }
     Ok(())
@@ -152,7 +153,7 @@ impl Engine {
         if qty == 0 {
             return Err(RejectReason::InvalidQuantity);
         }
-        if qty % ispec.lot_size != 0 {
+        if ispec.lot_size != 1 && qty % ispec.lot_size != 0 {
             return Err(RejectReason::QuantityNotOnLot);
         }
         let expire = if tif == TimeInForce::Gtd {
@@ -163,14 +164,6 @@ impl Engine {
         } else {
             0
         };
-        if spec.client_order_id != 0
-            && self
-                .client_index
-                .get((spec.account, spec.client_order_id))
-                .is_some()
-        {
-            return Err(RejectReason::DuplicateClientOrderId);
-        }
         let may_rest = is_stop || matches!(tif, TimeInForce::Gtc | TimeInForce::Gtd);
         let mut plan = Reservation::default();
         if self.risk() {
@@ -195,10 +188,14 @@ impl Engine {
         if spec.post_only && !is_stop && crosses(side, price, book.best_price(side.opposite())) {
             return Err(RejectReason::PostOnlyWouldCross);
         }
+        if spec.client_order_id != 0 {
+            let slot = self.orders.next_slot();
+            self.claim_client_id(spec.account, spec.client_order_id, slot)?;
+        }
 
         // Accepted: from here on nothing can be rejected.
-        let id = self.next_order_id;
-        self.next_order_id += 1;
+        let id = (self.order_seq << ORDER_SLOT_BITS) | u64::from(self.orders.next_slot());
+        self.order_seq += 1;
         let slot = self.orders.alloc(Order {
             id,
             client_id: spec.client_order_id,
@@ -223,11 +220,7 @@ impl Engine {
             },
             ..Order::FREE
         });
-        self.order_index.insert(id, slot);
-        if spec.client_order_id != 0 {
-            self.client_index
-                .insert((spec.account, spec.client_order_id), id);
-        }
+        debug_assert_eq!(self.order_slot(id), Some(slot));
         self.link_account_order(spec.account, slot);
         if expire != 0 {
             // Registered once, here: a later re-queue or stop trigger keeps the entry.
@@ -613,23 +606,42 @@ impl Engine {
         }
         let o = self.orders.slots[slot as usize];
         self.unlink_account_order(o.account, slot);
-        self.order_index.remove(o.id);
         self.finish_client_id(o.account, o.client_id);
         self.orders.free(slot);
     }
 
+    /// Registers a client order id for order `id` — the last check before a
+    /// new order or replace is accepted, so one probe both detects a
+    /// duplicate and records the id.
+    fn claim_client_id(&mut self, account: u32, client_id: u64, slot: u32) -> Outcome {
+        match self.client_index.insert_new((account, client_id), slot) {
+            InsertNew::Inserted => Ok(()),
+            InsertNew::Exists => Err(RejectReason::DuplicateClientOrderId),
+            // Unreachable by sizing (live orders + window), but never a panic.
+            InsertNew::Full => Err(RejectReason::CapacityExhausted),
+        }
+    }
+
+    /// Moves a client id into the window of finished ids. Its index entry
+    /// stays (still naming the order, which is no longer live or no longer
+    /// carries this id), so it keeps rejecting duplicates until it is the
+    /// oldest in a full window and is forgotten.
     fn finish_client_id(&mut self, account: u32, client_id: u64) {
         if client_id == 0 {
             return;
         }
-        self.client_index.insert((account, client_id), 0);
         let window = self.finished_ring.len();
-        let tail = (self.finished_head + self.finished_len) % window;
+        let mut tail = self.finished_head + self.finished_len;
+        if tail >= window {
+            tail -= window;
+        }
         if self.finished_len == window {
-            // Forget the oldest finished id to make room.
-            let (a, c) = self.finished_ring[self.finished_head];
-            self.client_index.remove((a, c));
-            self.finished_head = (self.finished_head + 1) % window;
+            let oldest = self.finished_ring[self.finished_head];
+            self.client_index.remove(oldest);
+            self.finished_head += 1;
+            if self.finished_head == window {
+                self.finished_head = 0;
+            }
         } else {
             self.finished_len += 1;
         }
@@ -678,12 +690,11 @@ impl Engine {
     fn push_gtd(&mut self, expire: u64, id: u64) {
         if self.gtd.len() == self.gtd.capacity() {
             // Drop entries of orders that already finished; in place, no allocation.
-            let index = &self.order_index;
             let slots = &self.orders.slots;
+            let mask = (1u64 << ORDER_SLOT_BITS) - 1;
             self.gtd.retain(|Reverse((exp, id))| {
-                index
-                    .get(*id)
-                    .is_some_and(|s| slots[s as usize].expire == *exp)
+                let o = &slots[(id & mask) as usize];
+                o.id == *id && o.state != OrderState::Free && o.expire == *exp
             });
         }
         self.gtd.push(Reverse((expire, id)));
@@ -694,17 +705,31 @@ impl Engine {
         let order_id = if order_id != 0 {
             order_id
         } else {
-            match self.client_index.get((account, client_order_id)) {
-                _ if client_order_id == 0 => return Err(RejectReason::UnknownOrder),
-                None => return Err(RejectReason::UnknownOrder),
-                Some(0) => return Err(RejectReason::TooLate),
-                Some(id) => id,
+            if client_order_id == 0 {
+                return Err(RejectReason::UnknownOrder);
             }
+            let slot = self
+                .client_index
+                .get((account, client_order_id))
+                .ok_or(RejectReason::UnknownOrder)?;
+            // The id is current only while its slot holds a live order of
+            // this account that still carries it (the slot may have been reused).
+            let o = &self.orders.slots[slot as usize];
+            let current = o.state != OrderState::Free
+                && o.account == account
+                && o.client_id == client_order_id;
+            return if current {
+                Ok(slot)
+            } else {
+                Err(RejectReason::TooLate)
+            };
         };
-        match self.order_index.get(order_id) {
+        match self.order_slot(order_id) {
             Some(slot) if self.orders.slots[slot as usize].account == account => Ok(slot),
             Some(_) => Err(RejectReason::UnknownOrder),
-            None if order_id < self.next_order_id => Err(RejectReason::TooLate),
+            None if (1..self.order_seq).contains(&(order_id >> ORDER_SLOT_BITS)) => {
+                Err(RejectReason::TooLate)
+            }
             None => Err(RejectReason::UnknownOrder),
         }
     }
@@ -749,7 +774,7 @@ impl Engine {
         if new_quantity == 0 {
             return Err(RejectReason::InvalidQuantity);
         }
-        if new_quantity % spec.lot_size != 0 {
+        if spec.lot_size != 1 && new_quantity % spec.lot_size != 0 {
             return Err(RejectReason::QuantityNotOnLot);
         }
         if new_quantity <= o.filled {
@@ -760,10 +785,6 @@ impl Engine {
         } else {
             new_client_order_id
         };
-        if new_client_id != o.client_id && self.client_index.get((account, new_client_id)).is_some()
-        {
-            return Err(RejectReason::DuplicateClientOrderId);
-        }
         let price_changed = price != o.price;
         let opposite_best = inst.book.best_price(o.side.opposite());
         if o.post_only && price_changed && crosses(o.side, price, opposite_best) {
@@ -781,12 +802,14 @@ impl Engine {
             };
             plan = self.plan_reservation(account, &spec, o.side, price, leaves, 0, existing)?;
         }
+        if new_client_id != o.client_id {
+            self.claim_client_id(account, new_client_id, slot)?;
+        }
 
         // Accepted.
         let keep_priority = !price_changed && new_quantity <= o.quantity;
         if new_client_id != o.client_id {
             self.finish_client_id(account, o.client_id);
-            self.client_index.insert((account, new_client_id), o.id);
         }
         let mut ev = self.event(EventKind::OrderReplaced);
         ev.instrument = o.instrument;
@@ -937,7 +960,7 @@ impl Engine {
                 break;
             }
             self.gtd.pop();
-            if let Some(slot) = self.order_index.get(id) {
+            if let Some(slot) = self.order_slot(id) {
                 if self.orders.slots[slot as usize].expire == expire {
                     self.cancel_order(slot, CancelReason::Expired, out);
                     expired += 1;

@@ -45,6 +45,12 @@ pub use audit::InvariantViolation;
 /// The fee account: receives every fee; cannot trade.
 pub const FEE_ACCOUNT: u32 = 0;
 
+/// Order ids are `(acceptance counter << ORDER_SLOT_BITS) | arena slot`:
+/// unique, increasing, independent of the configuration, and resolvable to
+/// their slot without a hash lookup. 24 bits allow 16.7 M live orders; the
+/// 40-bit counter allows about 1.1 trillion orders over the engine's life.
+pub const ORDER_SLOT_BITS: u32 = 24;
+
 /// Binary contracts pay this much (cents) per winning contract.
 pub const BINARY_PAYOUT: i64 = 100;
 
@@ -102,11 +108,17 @@ impl EngineConfig {
     /// Checks every capacity is usable.
     pub fn validate(&self) -> crate::Result<()> {
         let bad = |field, problem| Err(crate::Error::InvalidConfig { field, problem });
-        if self.max_orders == 0 || self.max_orders == u32::MAX {
-            return bad("max_orders", "must be between 1 and 2^32 - 2");
+        if self.max_orders == 0 || self.max_orders > 1 << ORDER_SLOT_BITS {
+            return bad(
+                "max_orders",
+                "must be between 1 and 2^24 (order ids keep the slot in 24 bits)",
+            );
         }
-        if self.max_accounts == 0 {
-            return bad("max_accounts", "must be at least 1 (the fee account)");
+        if self.max_accounts == 0 || self.max_accounts == u32::MAX {
+            return bad(
+                "max_accounts",
+                "must be between 1 (the fee account) and 2^32 - 2",
+            );
         }
         if self.max_instruments < 2 {
             return bad("max_instruments", "must be at least 2 (ids start at 1)");
@@ -184,10 +196,11 @@ pub(crate) struct Instrument {
 pub struct Engine {
     pub(crate) config: EngineConfig,
     pub(crate) orders: Arena,
-    /// order id -> arena slot, for live orders.
-    pub(crate) order_index: FixedMap<u64, u32>,
-    /// (account, client order id) -> live order id, or 0 once finished.
-    pub(crate) client_index: FixedMap<(u32, u64), u64>,
+    /// (account, client order id) -> the arena slot of the order it was
+    /// given to. Current while that slot holds a live order of the account
+    /// carrying this id; otherwise finished (still rejecting duplicates
+    /// until the window forgets it).
+    pub(crate) client_index: FixedMap<(u32, u64)>,
     /// Finished client ids in finishing order; the oldest is forgotten when full.
     pub(crate) finished_ring: Box<[(u32, u64)]>,
     pub(crate) finished_head: usize,
@@ -195,10 +208,12 @@ pub struct Engine {
     pub(crate) accounts: Vec<Option<Account>>,
     pub(crate) instruments: Vec<Option<Instrument>>,
     pub(crate) positions: Vec<Position>,
-    pub(crate) position_index: FixedMap<(u32, u64), u32>,
+    pub(crate) position_index: FixedMap<(u32, u64)>,
     /// (expiry, order id) of GTD orders; stale entries are skipped when popped.
     pub(crate) gtd: BinaryHeap<Reverse<(u64, u64)>>,
-    pub(crate) next_order_id: u64,
+    /// Acceptance counter: the high bits of the next order id.
+    pub(crate) order_seq: u64,
+
     pub(crate) next_trade_id: u64,
     pub(crate) global_kill: bool,
     /// Time of the last timer tick.
@@ -235,7 +250,6 @@ impl Engine {
         let mut engine = Engine {
             config,
             orders: Arena::with_capacity(max_orders),
-            order_index: FixedMap::with_capacity(max_orders),
             client_index: FixedMap::with_capacity(max_orders + window),
             finished_ring: vec![(0, 0); window].into_boxed_slice(),
             finished_head: 0,
@@ -245,7 +259,7 @@ impl Engine {
             positions: Vec::with_capacity(config.max_positions as usize),
             position_index: FixedMap::with_capacity(config.max_positions as usize),
             gtd: BinaryHeap::with_capacity(max_orders),
-            next_order_id: 1,
+            order_seq: 1,
             next_trade_id: 1,
             global_kill: false,
             now: 0,
@@ -364,6 +378,16 @@ impl Engine {
         Event::new(kind, self.seq)
     }
 
+    /// The arena slot of live order `id`. Order ids are
+    /// `(acceptance counter << ORDER_SLOT_BITS) | slot`, so this is an array access
+    /// and a comparison, not a hash lookup.
+    #[inline]
+    pub(crate) fn order_slot(&self, id: u64) -> Option<u32> {
+        let slot = (id & ((1 << ORDER_SLOT_BITS) - 1)) as u32;
+        let o = self.orders.slots.get(slot as usize)?;
+        (o.id == id && o.state != orders::OrderState::Free).then_some(slot)
+    }
+
     pub(crate) fn account(&self, id: u32) -> Option<&Account> {
         self.accounts.get(id as usize).and_then(Option::as_ref)
     }
@@ -449,7 +473,6 @@ impl Engine {
             .sum::<usize>()
             + self.accounts.capacity() * std::mem::size_of::<Option<Account>>();
         self.orders.memory_bytes()
-            + self.order_index.memory_bytes()
             + self.client_index.memory_bytes()
             + std::mem::size_of_val(&*self.finished_ring)
             + books

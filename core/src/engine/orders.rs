@@ -117,6 +117,16 @@ impl Arena {
         self.live
     }
 
+    /// The slot the next [`Arena::alloc`] will return.
+    #[inline]
+    pub(crate) fn next_slot(&self) -> u32 {
+        if self.free_head != NIL {
+            self.free_head
+        } else {
+            self.slots.len() as u32
+        }
+    }
+
     /// Takes a slot; the caller checked `is_full` first.
     #[inline]
     pub(crate) fn alloc(&mut self, order: Order) -> u32 {
