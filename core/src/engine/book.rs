@@ -199,6 +199,7 @@ impl Book {
     /// The pending stop that should trigger next at last trade price `last`:
     /// the lowest buy stop at or below `last`, else the highest sell stop at
     /// or above it; FIFO within a level. This is the deterministic trigger order.
+    #[inline]
     pub(crate) fn next_triggered_stop(&self, last: i64) -> Option<u32> {
         let stops = self.stops.as_ref()?;
         if let Some(idx) = stops[Side::Buy as usize].bits.next_at_or_above(0) {

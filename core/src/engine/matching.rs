@@ -324,6 +324,7 @@ impl Engine {
         }
     }
 
+    #[inline]
     fn rest<S: EventSink>(&mut self, slot: u32, out: &mut S) {
         let o = &mut self.orders.slots[slot as usize];
         o.state = OrderState::Resting;
@@ -517,6 +518,7 @@ impl Engine {
     }
 
     /// Releases triggered stops of `instrument` until none is due.
+    #[inline]
     fn run_stop_triggers<S: EventSink>(&mut self, instrument: u32, out: &mut S) {
         loop {
             let Some(inst) = self.instrument(instrument) else {
@@ -600,6 +602,7 @@ impl Engine {
     }
 
     /// Frees a finished order: releases its collateral and forgets its ids.
+    #[inline]
     fn retire<S: EventSink>(&mut self, slot: u32, out: &mut S) {
         if self.risk() {
             self.release_reservation(slot, out);
@@ -613,6 +616,7 @@ impl Engine {
     /// Registers a client order id for order `id` — the last check before a
     /// new order or replace is accepted, so one probe both detects a
     /// duplicate and records the id.
+    #[inline]
     fn claim_client_id(&mut self, account: u32, client_id: u64, slot: u32) -> Outcome {
         match self.client_index.insert_new((account, client_id), slot) {
             InsertNew::Inserted => Ok(()),
@@ -626,6 +630,7 @@ impl Engine {
     /// stays (still naming the order, which is no longer live or no longer
     /// carries this id), so it keeps rejecting duplicates until it is the
     /// oldest in a full window and is forgotten.
+    #[inline]
     fn finish_client_id(&mut self, account: u32, client_id: u64) {
         if client_id == 0 {
             return;
@@ -648,6 +653,7 @@ impl Engine {
         self.finished_ring[tail] = (account, client_id);
     }
 
+    #[inline]
     fn link_account_order(&mut self, account: u32, slot: u32) {
         let tail = {
             let acct = self.account_mut(account);
@@ -666,6 +672,7 @@ impl Engine {
         }
     }
 
+    #[inline]
     fn unlink_account_order(&mut self, account: u32, slot: u32) {
         let (prev, next) = {
             let o = &self.orders.slots[slot as usize];
@@ -701,6 +708,7 @@ impl Engine {
     }
 
     /// Resolves the order a cancel or replace names, checking ownership.
+    #[inline]
     fn resolve_own_order(&self, account: u32, order_id: u64, client_order_id: u64) -> Outcome<u32> {
         let order_id = if order_id != 0 {
             order_id
@@ -970,6 +978,7 @@ impl Engine {
         expired
     }
 
+    #[inline]
     pub(crate) fn emit_level<S: EventSink>(
         &self,
         instrument: u32,

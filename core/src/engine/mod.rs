@@ -33,7 +33,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use crate::records::{
-    AccountLimits, Command, CommandView, Event, EventKind, EventSink, InstrumentSpec,
+    AccountLimits, Command, CommandKind, CommandView, Event, EventKind, EventSink, InstrumentSpec,
     InstrumentStatus, RejectReason,
 };
 use book::Book;
@@ -291,6 +291,32 @@ impl Engine {
         self.ts = cmd.timestamp;
         self.commands_applied += 1;
         self.prefetch_for(cmd);
+        // Cancels and replaces (most of a busy day's traffic) carry no enum
+        // fields, so they skip the general decoder; `Command::decode` would
+        // accept them unchanged.
+        if cmd.version == crate::records::COMMAND_VERSION {
+            let fast = match cmd.kind {
+                k if k == CommandKind::Cancel as u8 => {
+                    Some(self.cancel(cmd.account, cmd.order_id, cmd.client_order_id, out))
+                }
+                k if k == CommandKind::Replace as u8 => Some(self.replace(
+                    cmd.account,
+                    cmd.order_id,
+                    cmd.aux,
+                    cmd.client_order_id,
+                    cmd.price,
+                    cmd.quantity,
+                    out,
+                )),
+                _ => None,
+            };
+            if let Some(result) = fast {
+                if let Err(reason) = result {
+                    self.reject(cmd, reason, out);
+                }
+                return;
+            }
+        }
         let view = match cmd.decode() {
             Ok(view) => view,
             Err(reason) => return self.reject(cmd, reason, out),
