@@ -302,22 +302,24 @@ impl Engine {
 
     /// Matches a taker in state `Taking`, then rests or cancels what is left.
     fn execute<S: EventSink>(&mut self, slot: u32, out: &mut S) {
-        let o = self.orders.slots[slot as usize];
-        if o.tif == TimeInForce::Fok && !self.fok_fillable(slot) {
+        let (tif, order_type) = {
+            let o = &self.orders.slots[slot as usize];
+            (o.tif, o.order_type)
+        };
+        if tif == TimeInForce::Fok && !self.fok_fillable(slot) {
             return self.cancel_order(slot, CancelReason::FokUnfilled, out);
         }
         let end = self.match_taker(slot, out);
-        let o = self.orders.slots[slot as usize];
-        if o.leaves == 0 {
+        if self.orders.slots[slot as usize].leaves == 0 {
             return self.retire(slot, out);
         }
-        let is_market = matches!(o.order_type, OrderType::Market | OrderType::StopMarket);
+        let is_market = matches!(order_type, OrderType::Market | OrderType::StopMarket);
         match end {
             MatchEnd::SelfTrade => self.cancel_order(slot, CancelReason::SelfTrade, out),
             MatchEnd::BudgetExhausted => {
                 self.cancel_order(slot, CancelReason::BudgetExhausted, out)
             }
-            MatchEnd::Done if is_market || matches!(o.tif, TimeInForce::Ioc | TimeInForce::Fok) => {
+            MatchEnd::Done if is_market || matches!(tif, TimeInForce::Ioc | TimeInForce::Fok) => {
                 self.cancel_order(slot, CancelReason::IocRemainder, out)
             }
             MatchEnd::Done => self.rest(slot, out),
@@ -860,8 +862,15 @@ impl Engine {
             if self.risk() {
                 self.swap_reservation(slot, &o, plan, out);
             }
-            self.orders.slots[slot as usize].state = OrderState::Taking;
-            self.execute(slot, out);
+            if crosses(o.side, price, opposite_best) {
+                self.orders.slots[slot as usize].state = OrderState::Taking;
+                self.execute(slot, out);
+            } else {
+                // A resting (GTC/GTD) order that no longer crosses rests at the
+                // back of its new level: exactly what `execute` would do, without
+                // its match loop.
+                self.rest(slot, out);
+            }
             self.run_stop_triggers(o.instrument, out);
         }
         Ok(())
