@@ -118,7 +118,7 @@ impl Engine {
         if outstanding + i128::from(amount) > i128::from(i64::MAX) {
             return Err(RejectReason::InvalidAmount);
         }
-        self.account_mut(account).balances[asset as usize].available += amount as i64;
+        self.balance_mut(account, asset as usize).available += amount as i64;
         self.deposited[asset as usize] += i128::from(amount);
         self.emit_ack(CommandKind::Deposit, account, u32::from(asset), amount, out);
         self.emit_balance(account, asset, out);
@@ -133,7 +133,7 @@ impl Engine {
         out: &mut S,
     ) -> Outcome {
         self.check_funds_command(account, asset, amount)?;
-        let b = &mut self.account_mut(account).balances[asset as usize];
+        let b = &mut self.balance_mut(account, asset as usize);
         if b.available < amount as i64 {
             return Err(RejectReason::InsufficientFunds);
         }
@@ -271,7 +271,7 @@ impl Engine {
                 self.positions[cursor as usize].position = 0;
                 if winning > 0 {
                     let amount = winning * BINARY_PAYOUT;
-                    self.account_mut(p.account).balances[asset as usize].available += amount;
+                    self.balance_mut(p.account, asset as usize).available += amount;
                     paid += amount as u64;
                 }
                 self.instrument_mut(instrument).open_interest -= p.position.max(0) as u64;

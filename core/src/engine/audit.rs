@@ -159,7 +159,7 @@ impl Engine {
             }
             h.u64(u64::from(acct.kill_switch));
             h.u64(u64::from(acct.open_orders));
-            for b in acct.balances.iter() {
+            for b in self.account_balances(id as u32) {
                 h.i64(b.available);
                 h.i64(b.reserved);
             }
@@ -207,7 +207,7 @@ impl Engine {
         let risk = self.risk();
         for (id, acct) in self.accounts.iter().enumerate() {
             let Some(acct) = acct else { continue };
-            for (asset, b) in acct.balances.iter().enumerate() {
+            for (asset, b) in self.account_balances(id as u32).iter().enumerate() {
                 ensure!(
                     b.available >= 0 && b.reserved >= 0,
                     "negative balance: account {id} asset {asset}: {b:?}"
@@ -246,8 +246,10 @@ impl Engine {
         }
         if risk {
             for (id, acct) in self.accounts.iter().enumerate() {
-                let Some(acct) = acct else { continue };
-                for (asset, b) in acct.balances.iter().enumerate() {
+                if acct.is_none() {
+                    continue;
+                }
+                for (asset, b) in self.account_balances(id as u32).iter().enumerate() {
                     ensure!(
                         i128::from(b.reserved) == order_reserved[id * assets + asset],
                         "account {id} asset {asset}: reserved {} but its orders hold {}",

@@ -182,8 +182,8 @@ impl Engine {
         let amount = amount
             .filter(|a| *a <= i64::MAX as u64)
             .ok_or(RejectReason::InsufficientFunds)?;
-        let available =
-            acct.balances[asset as usize].available as i128 + i128::from(existing.reserved);
+        let available = self.balance_ref(account, asset as usize).available as i128
+            + i128::from(existing.reserved);
         if i128::from(amount) > available {
             return Err(RejectReason::InsufficientFunds);
         }
@@ -218,7 +218,7 @@ impl Engine {
             p.open_qty[side as usize] += leaves;
         }
         if r.amount > 0 {
-            let b = &mut self.account_mut(account).balances[r.asset as usize];
+            let b = &mut self.balance_mut(account, r.asset as usize);
             b.available -= r.amount as i64;
             b.reserved += r.amount as i64;
             self.emit_balance(account, r.asset, out);
@@ -247,7 +247,7 @@ impl Engine {
         }
         if o.reserved > 0 {
             let asset = collateral_asset(&spec, o.side);
-            let b = &mut self.account_mut(o.account).balances[asset as usize];
+            let b = &mut self.balance_mut(o.account, asset as usize);
             b.available += o.reserved as i64;
             b.reserved -= o.reserved as i64;
             self.emit_balance(o.account, asset, out);
@@ -352,7 +352,7 @@ impl Engine {
             - BINARY_PAYOUT * excess as i64;
         let asset = spec.quote_asset;
         {
-            let b = &mut self.account_mut(o.account).balances[asset as usize];
+            let b = &mut self.balance_mut(o.account, asset as usize);
             b.available += cash_in;
             b.reserved += BINARY_PAYOUT * excess as i64 - release as i64;
         }
@@ -360,7 +360,7 @@ impl Engine {
             self.convert_covers(o.account, o.instrument, side, excess);
         }
         if fee > 0 {
-            self.account_mut(FEE_ACCOUNT).balances[asset as usize].available += fee as i64;
+            self.balance_mut(FEE_ACCOUNT, asset as usize).available += fee as i64;
         }
         self.emit_balance(o.account, asset, out);
         if fee > 0 {
@@ -416,21 +416,20 @@ impl Engine {
                     o.price * qty as i64
                 };
                 self.orders.slots[slot as usize].reserved -= release as u64;
-                let acct = self.account_mut(o.account);
-                acct.balances[quote].reserved -= release;
-                acct.balances[quote].available += release - notional;
-                acct.balances[base].available += qty as i64 - fee as i64;
+                let q = self.balance_mut(o.account, quote);
+                q.reserved -= release;
+                q.available += release - notional;
+                self.balance_mut(o.account, base).available += qty as i64 - fee as i64;
                 if fee > 0 {
-                    self.account_mut(FEE_ACCOUNT).balances[base].available += fee as i64;
+                    self.balance_mut(FEE_ACCOUNT, base).available += fee as i64;
                 }
             }
             Side::Sell => {
                 self.orders.slots[slot as usize].reserved -= qty;
-                let acct = self.account_mut(o.account);
-                acct.balances[base].reserved -= qty as i64;
-                acct.balances[quote].available += notional - fee as i64;
+                self.balance_mut(o.account, base).reserved -= qty as i64;
+                self.balance_mut(o.account, quote).available += notional - fee as i64;
                 if fee > 0 {
-                    self.account_mut(FEE_ACCOUNT).balances[quote].available += fee as i64;
+                    self.balance_mut(FEE_ACCOUNT, quote).available += fee as i64;
                 }
             }
         }
@@ -447,7 +446,7 @@ impl Engine {
     }
 
     pub(crate) fn emit_balance<S: EventSink>(&self, account: u32, asset: u16, out: &mut S) {
-        let b = self.account(account).expect("account exists").balances[asset as usize];
+        let b = *self.balance_ref(account, asset as usize);
         let mut ev = self.event(EventKind::BalanceChanged);
         ev.account = account;
         ev.code = u32::from(asset);

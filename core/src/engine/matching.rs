@@ -914,7 +914,7 @@ impl Engine {
         }
         if plan.amount != old.reserved {
             let delta = plan.amount as i64 - old.reserved as i64;
-            let b = &mut self.account_mut(old.account).balances[plan.asset as usize];
+            let b = &mut self.balance_mut(old.account, plan.asset as usize);
             b.available -= delta;
             b.reserved += delta;
             self.emit_balance(old.account, plan.asset, out);

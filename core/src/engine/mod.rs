@@ -163,7 +163,6 @@ pub(crate) struct Account {
     /// Intrusive list of the account's live orders, oldest first.
     pub(crate) orders_head: u32,
     pub(crate) orders_tail: u32,
-    pub(crate) balances: Box<[Balance]>,
 }
 
 /// An account's position in one binary market.
@@ -206,6 +205,9 @@ pub struct Engine {
     pub(crate) finished_head: usize,
     pub(crate) finished_len: usize,
     pub(crate) accounts: Vec<Option<Account>>,
+    /// Every account's balances in one array: `account * max_assets + asset`
+    /// (one load from the account id, no pointer to follow).
+    pub(crate) balances: Vec<Balance>,
     pub(crate) instruments: Vec<Option<Instrument>>,
     pub(crate) positions: Vec<Position>,
     pub(crate) position_index: FixedMap<(u32, u64)>,
@@ -255,6 +257,9 @@ impl Engine {
             finished_head: 0,
             finished_len: 0,
             accounts: Vec::new(),
+            // Reserved once: opening accounts never reallocates (pages are
+            // touched only as accounts open).
+            balances: Vec::with_capacity(config.max_accounts as usize * assets),
             instruments: Vec::new(),
             positions: Vec::with_capacity(config.max_positions as usize),
             position_index: FixedMap::with_capacity(config.max_positions as usize),
@@ -414,6 +419,16 @@ impl Engine {
             self.client_index
                 .prefetch(self.finished_ring[self.finished_head]);
         }
+        if self.risk() {
+            // The account record: its limits and balance pointer come next.
+            if let Some(account) = self.accounts.get(cmd.account as usize) {
+                fixed_map::prefetch(account);
+            }
+            let assets = self.config.max_assets as usize;
+            if let Some(balance) = self.balances.get(cmd.account as usize * assets) {
+                fixed_map::prefetch(balance);
+            }
+        }
     }
 
     fn reject<S: EventSink>(&mut self, cmd: &Command, reason: RejectReason, out: &mut S) {
@@ -442,6 +457,23 @@ impl Engine {
         (o.id == id && o.state != orders::OrderState::Free).then_some(slot)
     }
 
+    /// Balance of an existing account (the caller checked it exists).
+    #[inline]
+    pub(crate) fn balance_ref(&self, account: u32, asset: usize) -> &Balance {
+        &self.balances[account as usize * self.config.max_assets as usize + asset]
+    }
+
+    #[inline]
+    pub(crate) fn balance_mut(&mut self, account: u32, asset: usize) -> &mut Balance {
+        &mut self.balances[account as usize * self.config.max_assets as usize + asset]
+    }
+
+    /// All balances of an account, by asset.
+    pub(crate) fn account_balances(&self, account: u32) -> &[Balance] {
+        let assets = self.config.max_assets as usize;
+        &self.balances[account as usize * assets..(account as usize + 1) * assets]
+    }
+
     pub(crate) fn account(&self, id: u32) -> Option<&Account> {
         self.accounts.get(id as usize).and_then(Option::as_ref)
     }
@@ -466,6 +498,8 @@ impl Engine {
         let idx = id as usize;
         if self.accounts.len() <= idx {
             self.accounts.resize_with(idx + 1, || None);
+            let assets = self.config.max_assets as usize;
+            self.balances.resize((idx + 1) * assets, Balance::default());
         }
         self.accounts[idx] = Some(Account {
             limits: AccountLimits::default(),
@@ -473,13 +507,13 @@ impl Engine {
             open_orders: 0,
             orders_head: NIL,
             orders_tail: NIL,
-            balances: vec![Balance::default(); self.config.max_assets as usize].into_boxed_slice(),
         });
     }
 
     /// Balance of `asset` held by `account`, if both exist.
     pub fn balance(&self, account: u32, asset: u16) -> Option<Balance> {
-        self.account(account)?.balances.get(asset as usize).copied()
+        self.account(account)?;
+        (asset < self.config.max_assets).then(|| *self.balance_ref(account, asset as usize))
     }
 
     /// Signed position (+YES / -NO) of `account` in binary market `instrument`.
@@ -523,8 +557,9 @@ impl Engine {
             .accounts
             .iter()
             .flatten()
-            .map(|a| std::mem::size_of::<Account>() + std::mem::size_of_val(&*a.balances))
+            .map(|_| std::mem::size_of::<Account>())
             .sum::<usize>()
+            + self.balances.capacity() * std::mem::size_of::<Balance>()
             + self.accounts.capacity() * std::mem::size_of::<Option<Account>>();
         self.orders.memory_bytes()
             + self.client_index.memory_bytes()
