@@ -579,10 +579,7 @@ fn a_quantity_reduction_keeps_time_priority() {
     )));
     assert_eq!(h.reserved(1, CASH), 300);
     let (_, events) = h.place(yes(3, 1, Side::Sell, 50, 8));
-    let makers: Vec<(u64, u64)> = trades(&events)
-        .iter()
-        .map(|f| (f.maker_order_id, f.qty))
-        .collect();
+    let makers = maker_fills(&events);
     assert_eq!(makers, vec![(first, 6), (second, 2)]);
 }
 
@@ -601,10 +598,7 @@ fn a_price_change_loses_time_priority() {
         }
     )));
     let (_, events) = h.place(yes(3, 1, Side::Sell, 50, 12));
-    let makers: Vec<(u64, u64)> = trades(&events)
-        .iter()
-        .map(|f| (f.maker_order_id, f.qty))
-        .collect();
+    let makers = maker_fills(&events);
     assert_eq!(makers, vec![(second, 10), (first, 2)]);
 }
 
@@ -624,10 +618,7 @@ fn a_quantity_increase_loses_time_priority() {
     )));
     assert_eq!(h.reserved(1, CASH), 550);
     let (_, events) = h.place(yes(3, 1, Side::Sell, 50, 12));
-    let makers: Vec<(u64, u64)> = trades(&events)
-        .iter()
-        .map(|f| (f.maker_order_id, f.qty))
-        .collect();
+    let makers = maker_fills(&events);
     assert_eq!(makers, vec![(second, 10), (first, 2)]);
 }
 

@@ -259,6 +259,14 @@ pub fn accepted_ids(events: &[EventView]) -> Vec<u64> {
         .collect()
 }
 
+/// (maker order id, quantity) of every trade, in order: who was hit, and how much.
+pub fn maker_fills(events: &[EventView]) -> Vec<(u64, u64)> {
+    trades(events)
+        .iter()
+        .map(|f| (f.maker_order_id, f.qty))
+        .collect()
+}
+
 pub fn trades(events: &[EventView]) -> Vec<Fill> {
     events
         .iter()
