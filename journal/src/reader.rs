@@ -361,7 +361,8 @@ impl<F: FileSystem> JournalReader<F> {
         let Some(seg) = self.seg.as_mut() else {
             unreachable!()
         };
-        if !seg.header.is_sealed() {
+        let sealed_before = seg.header.is_sealed();
+        if !sealed_before {
             // It may have been sealed since we opened it.
             let mut head = [0u8; SEGMENT_HEADER_SIZE];
             let n = seg
@@ -390,6 +391,12 @@ impl<F: FileSystem> JournalReader<F> {
             sequence: self.next_seq,
             reason,
         };
+        if sealed && !sealed_before {
+            // The seal appeared after we read the frame, so those bytes may
+            // predate the writer's last appends: read them again rather than
+            // judge them against the final end offset.
+            return Ok(AtEnd::Wait);
+        }
         if sealed {
             return match bad {
                 Some(reason) => Err(corrupt(reason)),
