@@ -116,6 +116,10 @@ enum AtEnd {
     Advance,
     /// Nothing more yet.
     Wait,
+    /// The segment was sealed while we read it: read the same position again
+    /// (the seal is written after the segment's last record, so the records
+    /// are visible once the seal is).
+    Reread,
 }
 
 impl JournalReader<StdFs> {
@@ -205,10 +209,12 @@ impl<F: FileSystem> JournalReader<F> {
                 FrameStatus::End => match self.at_end(None)? {
                     AtEnd::Advance => self.advance_segment(),
                     AtEnd::Wait => return Ok(None),
+                    AtEnd::Reread => continue,
                 },
                 FrameStatus::Bad(reason) => match self.at_end(Some(reason))? {
                     AtEnd::Advance => self.advance_segment(),
                     AtEnd::Wait => return Ok(None),
+                    AtEnd::Reread => continue,
                 },
             }
         }
@@ -393,9 +399,10 @@ impl<F: FileSystem> JournalReader<F> {
         };
         if sealed && !sealed_before {
             // The seal appeared after we read the frame, so those bytes may
-            // predate the writer's last appends: read them again rather than
-            // judge them against the final end offset.
-            return Ok(AtEnd::Wait);
+            // predate the writer's last appends: read them again (now against
+            // a sealed header, so at most once) rather than judge them
+            // against the final end offset.
+            return Ok(AtEnd::Reread);
         }
         if sealed {
             return match bad {
