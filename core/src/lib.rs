@@ -27,11 +27,16 @@
 //!
 //! Threading: an [`Engine`] is owned by exactly one thread (the engine
 //! stage of the pipeline); it is `Send` but deliberately not shared.
+//!
+//! [`pipeline`] runs the engine as an exchange core: a multi-producer input
+//! ring, the journaler (input journal, `ringex-journal`), the engine stage,
+//! an output ring and a publisher fanning events out to bounded sinks.
 
 #![warn(missing_docs)]
 
 pub mod engine;
 pub mod error;
+pub mod pipeline;
 pub mod records;
 pub mod reference;
 

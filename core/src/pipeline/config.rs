@@ -1,0 +1,359 @@
+//! Pipeline configuration: ring sizes, per-stage cores and wait strategies,
+//! the journal, the engine, the timer; two documented presets.
+
+use crate::EngineConfig;
+use ringex_journal::{DurabilityPolicy, JournalConfig};
+use std::cell::Cell;
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use super::PipelineError;
+
+/// How a stage waits when it has nothing to do.
+///
+/// | Strategy | Idle CPU | Wake-up latency | Use |
+/// |----------|----------|-----------------|-----|
+/// | `BusySpin` | 100% of a core | lowest | a dedicated, pinned core per stage |
+/// | `SpinLoopHint` | 100% of a core (kinder to a hyper-thread sibling) | ~lowest | as above, with SMT |
+/// | `Backoff` | near zero once idle | spins, then yields, then sleeps 20–500 µs | shared cores (the 2-core default) |
+/// | `Sleep(µs)` | near zero | the sleep plus timer slack | background / tests |
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitKind {
+    /// Re-check immediately (the crate's `BusySpin`).
+    BusySpin,
+    /// Re-check after `std::hint::spin_loop` (the crate's `BusySpinWithSpinLoopHint`).
+    SpinLoopHint,
+    /// Spin, then `yield_now`, then sleep with a growing interval ([`Backoff`]).
+    Backoff,
+    /// Sleep this many microseconds between checks.
+    Sleep(u64),
+}
+
+impl WaitKind {
+    /// Whether this strategy keeps a core busy while idle.
+    pub fn spins(self) -> bool {
+        matches!(self, WaitKind::BusySpin | WaitKind::SpinLoopHint)
+    }
+}
+
+/// Spin-then-yield-then-sleep backoff. Each call to [`Backoff::snooze`]
+/// waits a little longer: [`Backoff::SPINS`] spin-loop hints, then
+/// [`Backoff::YIELDS`] `yield_now`s, then sleeps that double from
+/// [`Backoff::MIN_SLEEP`] up to [`Backoff::MAX_SLEEP`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backoff {
+    step: u32,
+}
+
+impl Backoff {
+    /// Spin-loop hints before yielding.
+    pub const SPINS: u32 = 64;
+    /// Yields before sleeping.
+    pub const YIELDS: u32 = 16;
+    /// First sleep.
+    pub const MIN_SLEEP: Duration = Duration::from_micros(20);
+    /// Longest sleep.
+    pub const MAX_SLEEP: Duration = Duration::from_micros(500);
+
+    /// A fresh backoff (starts by spinning).
+    pub const fn new() -> Backoff {
+        Backoff { step: 0 }
+    }
+
+    /// Waits once, longer than the previous call.
+    #[inline]
+    pub fn snooze(&mut self) {
+        let step = self.step;
+        self.step = self.step.saturating_add(1);
+        if step < Self::SPINS {
+            std::hint::spin_loop();
+        } else if step < Self::SPINS + Self::YIELDS {
+            std::thread::yield_now();
+        } else {
+            let doublings = (step - Self::SPINS - Self::YIELDS).min(5);
+            let sleep = (Self::MIN_SLEEP * (1 << doublings)).min(Self::MAX_SLEEP);
+            std::thread::sleep(sleep);
+        }
+    }
+
+    /// Starts over (after the awaited thing arrived).
+    #[inline]
+    pub fn reset(&mut self) {
+        self.step = 0;
+    }
+}
+
+thread_local! {
+    /// The sequence a consumer thread is waiting for, and its backoff.
+    static CONSUMER_BACKOFF: Cell<(i64, Backoff)> = const { Cell::new((i64::MIN, Backoff::new())) };
+}
+
+/// A stage's wait strategy as the `disruptor` crate sees it: implements its
+/// [`disruptor::wait_strategies::WaitStrategy`] trait for every [`WaitKind`].
+///
+/// The trait is stateless (`wait_for(&self, sequence)`, `Copy`), so the
+/// [`WaitKind::Backoff`] state lives in a thread-local keyed by the awaited
+/// sequence: a wait for a new sequence starts over with spinning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StageWait(pub WaitKind);
+
+impl disruptor::wait_strategies::WaitStrategy for StageWait {
+    #[inline]
+    fn wait_for(&self, sequence: disruptor::Sequence) {
+        match self.0 {
+            WaitKind::BusySpin => {}
+            WaitKind::SpinLoopHint => std::hint::spin_loop(),
+            WaitKind::Sleep(us) => std::thread::sleep(Duration::from_micros(us)),
+            WaitKind::Backoff => CONSUMER_BACKOFF.with(|cell| {
+                let (awaited, mut backoff) = cell.get();
+                if awaited != sequence {
+                    backoff.reset();
+                }
+                backoff.snooze();
+                cell.set((sequence, backoff));
+            }),
+        }
+    }
+}
+
+/// Where one stage's thread runs and how it waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StageConfig {
+    /// Core to pin the stage's thread to (`core_affinity` id), or `None` to
+    /// let the OS schedule it. Checked against the machine's cores at start.
+    pub core: Option<usize>,
+    /// How the stage waits for work.
+    pub wait: WaitKind,
+}
+
+impl StageConfig {
+    /// Unpinned, backing off when idle.
+    pub const fn backoff() -> StageConfig {
+        StageConfig {
+            core: None,
+            wait: WaitKind::Backoff,
+        }
+    }
+
+    /// Pinned to `core`, busy-spinning.
+    pub const fn pinned_spin(core: usize) -> StageConfig {
+        StageConfig {
+            core: Some(core),
+            wait: WaitKind::BusySpin,
+        }
+    }
+}
+
+/// A test hook: a gate the journaler waits at before each command while it
+/// is closed. Lets a test hold the input ring full deterministically. Not
+/// for production use.
+#[derive(Debug, Clone, Default)]
+pub struct StageGate {
+    inner: Arc<(Mutex<bool>, Condvar)>,
+}
+
+impl StageGate {
+    /// A closed gate.
+    pub fn closed() -> StageGate {
+        StageGate::default()
+    }
+
+    /// Opens the gate for good, waking the waiting stage.
+    pub fn open(&self) {
+        let (lock, cvar) = &*self.inner;
+        *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        cvar.notify_all();
+    }
+
+    /// Blocks while the gate is closed.
+    pub(crate) fn wait_open(&self) {
+        let (lock, cvar) = &*self.inner;
+        let mut open = lock.lock().unwrap_or_else(|e| e.into_inner());
+        while !*open {
+            open = cvar.wait(open).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// Everything [`super::Pipeline::start`] needs.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// Slots in the input (command) ring; a power of two, at least 64 (the
+    /// `disruptor` crate's multi-producer minimum). A full ring makes
+    /// [`super::CommandSender::try_submit`] return `Busy`.
+    pub input_ring_size: usize,
+    /// Slots in the output (event) ring; a power of two. When it is full the
+    /// engine waits (with its wait strategy) for the publisher, which never
+    /// blocks on a sink.
+    pub output_ring_size: usize,
+    /// The journaler stage (first consumer of the input ring).
+    pub journaler: StageConfig,
+    /// The engine stage (second consumer of the input ring, the output ring's producer).
+    pub engine: StageConfig,
+    /// The publisher stage (consumer of the output ring).
+    pub publisher: StageConfig,
+    /// Directory of the input journal (created if missing).
+    pub journal_dir: PathBuf,
+    /// Journal segment size, durability policy and recovery mode.
+    pub journal: JournalConfig,
+    /// Capacities and risk mode of the engine.
+    pub engine_config: EngineConfig,
+    /// Interval of the timer source's `TimerTick` commands; `None` for no timer.
+    pub timer_interval: Option<Duration>,
+    /// Test hook: the journaler waits at this gate while it is closed.
+    pub journaler_gate: Option<StageGate>,
+}
+
+impl PipelineConfig {
+    /// The preset for small machines (these 2-core development boxes): no
+    /// stage busy-spins (all back off), nothing is pinned, modest rings,
+    /// the journal's default durability (`Write`), a 100 ms timer.
+    pub fn two_core_default(journal_dir: impl Into<PathBuf>) -> PipelineConfig {
+        PipelineConfig {
+            input_ring_size: 1 << 14,
+            output_ring_size: 1 << 16,
+            journaler: StageConfig::backoff(),
+            engine: StageConfig::backoff(),
+            publisher: StageConfig::backoff(),
+            journal_dir: journal_dir.into(),
+            journal: JournalConfig::default(),
+            engine_config: EngineConfig::default(),
+            timer_interval: Some(Duration::from_millis(100)),
+            journaler_gate: None,
+        }
+    }
+
+    /// The preset for a dedicated many-core server: each stage busy-spins on
+    /// its own pinned core, `cores[0]` journaler, `cores[1]` engine,
+    /// `cores[2]` publisher (give at least three cores, isolated from the
+    /// OS and the gateways); larger rings; durability `Write`.
+    ///
+    /// # Panics
+    /// If `cores` has fewer than three entries.
+    pub fn dedicated_server(journal_dir: impl Into<PathBuf>, cores: &[usize]) -> PipelineConfig {
+        assert!(
+            cores.len() >= 3,
+            "dedicated_server needs three cores (journaler, engine, publisher)"
+        );
+        PipelineConfig {
+            input_ring_size: 1 << 16,
+            output_ring_size: 1 << 18,
+            journaler: StageConfig::pinned_spin(cores[0]),
+            engine: StageConfig::pinned_spin(cores[1]),
+            publisher: StageConfig::pinned_spin(cores[2]),
+            ..PipelineConfig::two_core_default(journal_dir)
+        }
+    }
+
+    /// This configuration with another durability policy.
+    pub fn with_durability(mut self, durability: DurabilityPolicy) -> Self {
+        self.journal = self.journal.with_durability(durability);
+        self
+    }
+
+    /// This configuration with other engine capacities.
+    pub fn with_engine(mut self, engine: EngineConfig) -> Self {
+        self.engine_config = engine;
+        self
+    }
+
+    /// This configuration with another timer interval (`None`: no timer).
+    pub fn with_timer(mut self, interval: Option<Duration>) -> Self {
+        self.timer_interval = interval;
+        self
+    }
+
+    /// Checks ring sizes, core ids, the journal and engine configurations.
+    pub fn validate(&self) -> Result<(), PipelineError> {
+        let bad = |what: String| Err(PipelineError::InvalidConfig(what));
+        for (name, size, min) in [
+            ("input_ring_size", self.input_ring_size, 64),
+            ("output_ring_size", self.output_ring_size, 2),
+        ] {
+            if size < min || !size.is_power_of_two() {
+                return bad(format!(
+                    "{name} must be a power of two >= {min}, got {size}"
+                ));
+            }
+        }
+        let stages = [
+            ("journaler", self.journaler),
+            ("engine", self.engine),
+            ("publisher", self.publisher),
+        ];
+        if stages.iter().any(|(_, s)| s.core.is_some()) {
+            let available: Vec<usize> = core_affinity::get_core_ids()
+                .unwrap_or_default()
+                .iter()
+                .map(|c| c.id)
+                .collect();
+            for (name, stage) in stages {
+                if let Some(core) = stage.core {
+                    if !available.contains(&core) {
+                        return bad(format!(
+                            "{name} stage pinned to core {core}, which is not available ({available:?})"
+                        ));
+                    }
+                }
+            }
+        }
+        if matches!(self.timer_interval, Some(d) if d.is_zero()) {
+            return bad("timer_interval must not be zero".into());
+        }
+        self.journal.validate()?;
+        self.engine_config.validate()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use disruptor::wait_strategies::WaitStrategy;
+    use std::time::Instant;
+
+    #[test]
+    fn backoff_spins_then_yields_then_sleeps() {
+        let mut b = Backoff::new();
+        let start = Instant::now();
+        for _ in 0..Backoff::SPINS + Backoff::YIELDS {
+            b.snooze();
+        }
+        let spun = start.elapsed();
+        let start = Instant::now();
+        b.snooze();
+        assert!(start.elapsed() >= Backoff::MIN_SLEEP, "spun {spun:?}");
+        b.reset();
+        assert_eq!(b, Backoff::new());
+    }
+
+    #[test]
+    fn the_backoff_wait_strategy_starts_over_for_a_new_sequence() {
+        let wait = StageWait(WaitKind::Backoff);
+        for _ in 0..Backoff::SPINS + Backoff::YIELDS + 1 {
+            wait.wait_for(7);
+        }
+        assert_eq!(CONSUMER_BACKOFF.with(|c| c.get()).0, 7);
+        wait.wait_for(8);
+        assert_eq!(
+            CONSUMER_BACKOFF.with(|c| c.get()),
+            (8, {
+                let mut b = Backoff::new();
+                b.snooze();
+                b
+            })
+        );
+    }
+
+    #[test]
+    fn ring_sizes_must_be_powers_of_two_and_the_input_ring_at_least_64() {
+        let mut c = PipelineConfig::two_core_default("/nonexistent");
+        assert!(c.validate().is_ok());
+        c.input_ring_size = 32;
+        assert!(c.validate().is_err());
+        c.input_ring_size = 64;
+        c.output_ring_size = 100;
+        assert!(c.validate().is_err());
+    }
+}

@@ -1,0 +1,479 @@
+//! The running exchange core: rings, stages, journal, sinks.
+//!
+//! ```text
+//!  gateways ─┐  try_submit                      ┌──────────── input ring (multi-producer) ───────────┐
+//!  timer    ─┴─> CommandSender ──> [ Slot ] ──> │ journaler ──(and_then)──> engine                     │
+//!                (Busy if full)                  │  append + end_batch        apply(cmd) ──> output ring │
+//!                                                └─────────────────────────────────────────────┬───────┘
+//!                                                                    [ OutSlot ] ──> publisher ──┼─> sink queues (bounded,
+//!                                                                                                │   try_send: drop/disconnect)
+//!                                                                                                └─> metrics
+//! ```
+//!
+//! ```
+//! use ringex_core::pipeline::{OverflowPolicy, Pipeline, PipelineConfig};
+//! use ringex_core::records::{Command, EventKind};
+//! use ringex_core::EngineConfig;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let config = PipelineConfig::two_core_default(dir.path())
+//!     .with_engine(EngineConfig::small())
+//!     .with_timer(None);
+//! let pipeline = Pipeline::start(config)?;
+//! let sink = pipeline.register_sink("gateway", 1024, OverflowPolicy::DropNewest);
+//! let mut sender = pipeline.sender();
+//! let seq = sender.try_submit(Command::state_digest())?; // Err(Busy) if the ring is full
+//! let event = sink.receiver.recv()?;
+//! assert_eq!((event.kind, event.sequence), (EventKind::StateDigest as u8, seq));
+//! drop(sender); // shutdown waits for every sender
+//! let report = pipeline.shutdown();
+//! assert!(report.health.is_ok());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Threads
+//!
+//! | Thread | Owns | Waits with |
+//! |--------|------|------------|
+//! | gateways (any number) | a [`CommandSender`] clone each | never: a full ring is [`SubmitError::Busy`] |
+//! | `ringex-journaler` | the input [`Journal`] (single writer) | [`StageConfig`] of `journaler` |
+//! | `ringex-engine` | the [`Engine`] (**single writer: engine thread**) and the output ring's producer | `engine` |
+//! | `ringex-publisher` | the sink senders, the latency histogram | `publisher` |
+//! | `ringex-timer` (optional) | a [`CommandSender`] | sleeps |
+//!
+//! # Sequence numbers and time
+//!
+//! A command's sequence is `base + ring position`, where `base` is the
+//! journal's next sequence at start-up (1 for a new journal); the
+//! producer's [`CommandSender::try_submit`] returns it. The producer writes
+//! its wall clock into the slot; the consumers stamp the command
+//! (sequence, non-decreasing timestamp) identically, and the engine only
+//! reads the stamped command. Replaying the journal therefore reproduces
+//! the run exactly.
+//!
+//! # The durability invariant
+//!
+//! The engine consumes the input ring *after* the journaler (the
+//! disruptor's `and_then` dependency). The journaler calls
+//! [`Journal::end_batch`] — which applies the durability policy — on the
+//! last command of every batch, before the disruptor advances its sequence.
+//! So no command reaches the engine, and no event reaches a sink, before the
+//! command is durable under the configured policy. After a journal error
+//! the journaler journals nothing more and records the error
+//! ([`Pipeline::health`]); the engine also checks every command against the
+//! journaled position and halts at the first one beyond it.
+//!
+//! # Start-up and shutdown
+//!
+//! [`Pipeline::start`] opens the journal (recovery), replays every
+//! journaled command through a fresh engine without publishing, then
+//! starts the stages continuing the sequence. Snapshots are not loaded yet:
+//! the engine has no state serialization, so start-up replays from sequence
+//! 1 (a journal whose history was trimmed is refused).
+//!
+//! [`Pipeline::shutdown`] refuses new commands, stops the timer, and waits
+//! until every [`CommandSender`] is dropped; the `disruptor` then lets each
+//! stage finish everything published, the journal is synced and closed, and
+//! the engine is handed back.
+
+mod config;
+mod metrics;
+mod sender;
+mod sink;
+mod stages;
+mod timer;
+
+pub use config::{Backoff, PipelineConfig, StageConfig, StageGate, StageWait, WaitKind};
+pub use metrics::{Metrics, MetricsSnapshot};
+pub use sender::{monotonic_ns, wall_clock_ns, CommandSender, OutSlot, Slot, SubmitError};
+pub use sink::{OverflowPolicy, SinkHandle, SinkStats};
+pub use stages::JOURNAL_KIND_COMMAND;
+
+use crate::records::{Command, CountingSink, COMMAND_SIZE};
+use crate::Engine;
+use crossbeam_channel::{Receiver, Sender};
+use disruptor::ProcessorSettings;
+use ringex_journal::fs::{FileSystem, StdFs};
+use ringex_journal::{Journal, RecoveryReport};
+use sink::SinkEntry;
+use stages::{EngineStage, JournalerStage, PublisherStage};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use timer::Timer;
+
+/// Why the pipeline could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// A configuration value is unusable.
+    #[error("invalid pipeline configuration: {0}")]
+    InvalidConfig(String),
+    /// The journal could not be opened or read.
+    #[error("journal: {0}")]
+    Journal(#[from] ringex_journal::Error),
+    /// The engine configuration is invalid.
+    #[error("engine: {0}")]
+    Engine(#[from] crate::Error),
+    /// Starting a thread failed.
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+    /// A journaled record is not a command this engine can replay.
+    #[error("replay of the journal failed at sequence {sequence}: {problem}")]
+    Replay {
+        /// The record's sequence number.
+        sequence: u64,
+        /// What was wrong.
+        problem: String,
+    },
+}
+
+/// State shared by the stages, the senders and the [`Pipeline`].
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) metrics: Arc<Metrics>,
+    /// Set by [`Pipeline::shutdown`]: senders refuse new commands.
+    pub(crate) closed: AtomicBool,
+    /// Set by the journaler on an I/O failure.
+    pub(crate) journal_failed: AtomicBool,
+    /// Set by the engine stage when it stopped at an unjournaled command.
+    pub(crate) engine_halted: AtomicBool,
+    pub(crate) journal_error: Mutex<Option<String>>,
+}
+
+impl Shared {
+    #[cold]
+    pub(crate) fn record_journal_failure(&self, error: String) {
+        let mut slot = self.journal_error.lock().unwrap_or_else(|e| e.into_inner());
+        slot.get_or_insert(error);
+        drop(slot);
+        self.journal_failed.store(true, Ordering::Release);
+    }
+}
+
+/// How the pipeline is doing ([`Pipeline::health`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    /// The journal failed: nothing after [`Metrics::journaled_sequence`] was
+    /// journaled or applied, and new commands are refused.
+    pub journal_failed: bool,
+    /// The first journal error, if any.
+    pub journal_error: Option<String>,
+    /// The engine stopped at a command beyond the journaled position.
+    pub engine_halted: bool,
+    /// Shutdown has started.
+    pub closed: bool,
+}
+
+impl Health {
+    /// No failure.
+    pub fn is_ok(&self) -> bool {
+        !self.journal_failed && !self.engine_halted
+    }
+}
+
+/// What start-up found.
+#[derive(Debug, Clone)]
+pub struct StartupReport {
+    /// The journal's recovery report.
+    pub recovery: RecoveryReport,
+    /// Commands replayed through the engine (not published).
+    pub replayed: u64,
+    /// The sequence number the first new command gets.
+    pub next_sequence: u64,
+    /// The engine's state digest after the replay.
+    pub digest_after_replay: u64,
+}
+
+/// What [`Pipeline::shutdown`] hands back.
+pub struct ShutdownReport {
+    /// The engine, with every applied command's effect (`None` only if the
+    /// engine thread panicked).
+    pub engine: Option<Engine>,
+    /// Health at the end (a journal error on close shows here).
+    pub health: Health,
+    /// Final counters.
+    pub metrics: MetricsSnapshot,
+}
+
+impl std::fmt::Debug for ShutdownReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShutdownReport")
+            .field("engine", &self.engine.as_ref().map(|e| e.state_digest()))
+            .field("health", &self.health)
+            .field("metrics", &self.metrics)
+            .finish()
+    }
+}
+
+/// A running pipeline. See the module docs.
+#[derive(Debug)]
+pub struct Pipeline {
+    sender: Option<CommandSender>,
+    shared: Arc<Shared>,
+    registrations: Sender<SinkEntry>,
+    engine_done: Receiver<Engine>,
+    journal_done: Receiver<()>,
+    timer: Option<Timer>,
+    startup: StartupReport,
+}
+
+impl Pipeline {
+    /// Opens the journal (running recovery), replays it through a fresh
+    /// engine without publishing, and starts the stages.
+    pub fn start(config: PipelineConfig) -> Result<Pipeline, PipelineError> {
+        Pipeline::start_with(StdFs, config)
+    }
+
+    /// [`Pipeline::start`] with the journal on the file system `fs` (tests
+    /// inject I/O failures with `ringex_journal::fault::FaultyFs`).
+    pub fn start_with<F: FileSystem>(
+        fs: F,
+        config: PipelineConfig,
+    ) -> Result<Pipeline, PipelineError> {
+        config.validate()?;
+        let (journal, recovery) = Journal::open_with(fs, &config.journal_dir, config.journal)?;
+        let mut engine = Engine::try_new(config.engine_config)?;
+        let (replayed, last_ts) = replay(&journal, &mut engine)?;
+        let base = journal.next_sequence().unwrap_or(1);
+        let digest_after_replay = engine.state_digest();
+
+        let metrics = Arc::new(Metrics::new());
+        metrics.journaled.store(base - 1, Ordering::Release);
+        metrics
+            .durable
+            .store(journal.durable_sequence().unwrap_or(0), Ordering::Release);
+        let shared = Arc::new(Shared {
+            metrics,
+            closed: AtomicBool::new(false),
+            journal_failed: AtomicBool::new(false),
+            engine_halted: AtomicBool::new(false),
+            journal_error: Mutex::new(None),
+        });
+
+        // Output ring and publisher.
+        let (registrations, registered) = crossbeam_channel::unbounded();
+        let publisher_shared = Arc::clone(&shared);
+        let mut out_builder = disruptor::build_single_producer(
+            config.output_ring_size,
+            OutSlot::default,
+            StageWait(config.publisher.wait),
+        );
+        if let Some(core) = config.publisher.core {
+            out_builder = out_builder.pin_at_core(core);
+        }
+        let output = out_builder
+            .thread_name("ringex-publisher")
+            .handle_events_and_state_with(
+                |stage: &mut PublisherStage, slot: &OutSlot, seq, eob| stage.handle(slot, seq, eob),
+                move || PublisherStage::new(registered, publisher_shared),
+            )
+            .build();
+
+        // Input ring: journaler, then engine.
+        let (journal_done_tx, journal_done) = crossbeam_channel::bounded(1);
+        let (engine_done_tx, engine_done) = crossbeam_channel::bounded(1);
+        let journaler = JournalerStage {
+            journal: Some(journal),
+            base,
+            last_ts,
+            pending: base - 1,
+            shared: Arc::clone(&shared),
+            gate: config.journaler_gate.clone(),
+            done: Some(journal_done_tx),
+        };
+        let engine_stage = EngineStage {
+            engine: Some(engine),
+            out: Some(output),
+            base,
+            last_ts,
+            halted: false,
+            wait: config.engine.wait,
+            shared: Arc::clone(&shared),
+            done: Some(engine_done_tx),
+        };
+        let mut in_builder = disruptor::build_multi_producer(
+            config.input_ring_size,
+            Slot::default,
+            StageWait(config.journaler.wait),
+        );
+        if let Some(core) = config.journaler.core {
+            in_builder = in_builder.pin_at_core(core);
+        }
+        let in_builder = in_builder
+            .thread_name("ringex-journaler")
+            .handle_events_and_state_with(
+                |stage: &mut JournalerStage<F>, slot: &Slot, seq, eob| stage.handle(slot, seq, eob),
+                move || journaler,
+            )
+            .and_then();
+        let mut in_builder = in_builder.thread_name("ringex-engine");
+        if let Some(core) = config.engine.core {
+            in_builder = in_builder.pin_at_core(core);
+        }
+        let producer = in_builder
+            .handle_events_and_state_with_wait_strategy(
+                |stage: &mut EngineStage, slot: &Slot, seq, eob| stage.handle(slot, seq, eob),
+                move || engine_stage,
+                StageWait(config.engine.wait),
+            )
+            .build();
+
+        let sender = CommandSender {
+            producer,
+            shared: Arc::clone(&shared),
+            base,
+        };
+        let mut pipeline = Pipeline {
+            sender: Some(sender),
+            shared,
+            registrations,
+            engine_done,
+            journal_done,
+            timer: None,
+            startup: StartupReport {
+                recovery,
+                replayed,
+                next_sequence: base,
+                digest_after_replay,
+            },
+        };
+        if let Some(interval) = config.timer_interval {
+            pipeline.timer = Some(Timer::start(pipeline.sender(), interval)?);
+        }
+        Ok(pipeline)
+    }
+
+    /// A new producer handle for a gateway thread.
+    pub fn sender(&self) -> CommandSender {
+        self.sender
+            .as_ref()
+            .expect("the sender lives until shutdown")
+            .clone()
+    }
+
+    /// Registers a sink with a bounded queue of `capacity` events. It gets
+    /// every event of every command submitted after this call returns.
+    pub fn register_sink(
+        &self,
+        name: impl Into<String>,
+        capacity: usize,
+        policy: OverflowPolicy,
+    ) -> SinkHandle {
+        let (entry, handle) = SinkEntry::new(name.into(), capacity, policy);
+        // The publisher holds the receiver until it stops; after that the
+        // entry is dropped with the message and the sink sees a closed channel.
+        let _ = self.registrations.send(entry);
+        handle
+    }
+
+    /// Live counters.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.shared.metrics)
+    }
+
+    /// What start-up found.
+    pub fn startup(&self) -> &StartupReport {
+        &self.startup
+    }
+
+    /// Failures so far.
+    pub fn health(&self) -> Health {
+        health_of(&self.shared)
+    }
+
+    /// Stops taking commands, stops the timer, waits until every
+    /// [`CommandSender`] has been dropped and every stage has processed all
+    /// that was published, closes the journal and returns the engine.
+    pub fn shutdown(mut self) -> ShutdownReport {
+        self.close();
+        let engine = self.engine_done.recv().ok();
+        let _ = self.journal_done.recv();
+        ShutdownReport {
+            engine,
+            health: health_of(&self.shared),
+            metrics: self.shared.metrics.snapshot(),
+        }
+    }
+
+    fn close(&mut self) {
+        self.shared.closed.store(true, Ordering::Release);
+        if let Some(timer) = self.timer.take() {
+            timer.stop();
+        }
+        drop(self.sender.take());
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn health_of(shared: &Shared) -> Health {
+    Health {
+        journal_failed: shared.journal_failed.load(Ordering::Acquire),
+        journal_error: shared
+            .journal_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone(),
+        engine_halted: shared.engine_halted.load(Ordering::Acquire),
+        closed: shared.closed.load(Ordering::Acquire),
+    }
+}
+
+/// Applies every journaled command to `engine`, publishing nothing.
+/// Returns the number replayed and the last timestamp.
+fn replay<F: FileSystem>(
+    journal: &Journal<F>,
+    engine: &mut Engine,
+) -> Result<(u64, u64), PipelineError> {
+    let Some(last) = journal.last_sequence() else {
+        return Ok((0, 0));
+    };
+    let first = journal.first_sequence().unwrap_or(1);
+    if first != 1 {
+        return Err(PipelineError::Replay {
+            sequence: first,
+            problem: "the journal does not start at sequence 1 and snapshots are not supported yet"
+                .into(),
+        });
+    }
+    let mut reader = journal.reader(first)?;
+    let mut sink = CountingSink::default();
+    let (mut count, mut last_ts, mut expected) = (0u64, 0u64, first);
+    while let Some(record) = reader.next_record()? {
+        let bad = |problem: String| PipelineError::Replay {
+            sequence: record.sequence,
+            problem,
+        };
+        if record.sequence != expected {
+            return Err(bad(format!("expected sequence {expected}")));
+        }
+        if record.kind != JOURNAL_KIND_COMMAND || record.payload.len() != COMMAND_SIZE {
+            return Err(bad(format!(
+                "kind {} with {} payload bytes is not a command record",
+                record.kind,
+                record.payload.len()
+            )));
+        }
+        let cmd: Command = bytemuck::pod_read_unaligned(record.payload);
+        if cmd.sequence != record.sequence || cmd.timestamp != record.timestamp {
+            return Err(bad("the command's stamp differs from its record's".into()));
+        }
+        engine.apply(&cmd, &mut sink);
+        count += 1;
+        last_ts = record.timestamp;
+        expected += 1;
+        if record.sequence == last {
+            break;
+        }
+    }
+    if expected != last + 1 {
+        return Err(PipelineError::Replay {
+            sequence: expected,
+            problem: format!("the journal ends at {last} but reading stopped before"),
+        });
+    }
+    Ok((count, last_ts))
+}

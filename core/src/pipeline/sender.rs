@@ -1,0 +1,156 @@
+//! The input ring's slots and the gateways' handle on it.
+
+use super::Shared;
+use crate::records::{Command, Event};
+use disruptor::{MultiProducer, Producer, SingleConsumerBarrier};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// One slot of the input ring.
+#[derive(Debug, Clone, Copy)]
+pub struct Slot {
+    /// The command as submitted, with `timestamp` set by the producer (wall
+    /// clock, ns since the epoch). Its `sequence` field is not trusted:
+    /// consumers derive the sequence from the ring position (see the
+    /// module docs on sequence numbers).
+    pub cmd: Command,
+    /// [`monotonic_ns`] when the producer claimed the slot (latency only).
+    pub enqueued_ns: u64,
+}
+
+impl Default for Slot {
+    fn default() -> Self {
+        Slot {
+            cmd: bytemuck::Zeroable::zeroed(),
+            enqueued_ns: 0,
+        }
+    }
+}
+
+/// One slot of the output ring.
+#[derive(Debug, Clone, Copy)]
+pub struct OutSlot {
+    /// The event.
+    pub event: Event,
+    /// The `enqueued_ns` of the command that produced it.
+    pub enqueued_ns: u64,
+}
+
+impl Default for OutSlot {
+    fn default() -> Self {
+        OutSlot {
+            event: bytemuck::Zeroable::zeroed(),
+            enqueued_ns: 0,
+        }
+    }
+}
+
+pub(crate) type InputProducer = MultiProducer<Slot, SingleConsumerBarrier>;
+
+/// Nanoseconds on a process-wide monotonic clock (for latencies only; it
+/// never reaches the engine).
+pub fn monotonic_ns() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
+
+/// Wall-clock nanoseconds since the Unix epoch (the command timestamp).
+pub fn wall_clock_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// The command a consumer of ring position `ring_seq` sees: sequence
+/// `base + ring_seq`, timestamp the producer's clock made non-decreasing
+/// (`max` with the previous command's). Both the journaler and the engine
+/// stage call this on every slot in order, so they compute the same stamps;
+/// the engine only ever reads the stamped command.
+#[inline]
+pub(crate) fn stamp(
+    slot: &Slot,
+    ring_seq: disruptor::Sequence,
+    base: u64,
+    last_ts: &mut u64,
+) -> Command {
+    let ts = slot.cmd.timestamp.max(*last_ts);
+    *last_ts = ts;
+    slot.cmd.stamped(base + ring_seq as u64, ts)
+}
+
+/// Why a command was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    /// The input ring is full: tell the client to retry later. Never waits.
+    #[error("busy: the input ring is full")]
+    Busy,
+    /// The pipeline is shutting down.
+    #[error("the pipeline is shutting down")]
+    Closed,
+    /// The journal failed; the pipeline accepts nothing more (see
+    /// [`super::Pipeline::health`]).
+    #[error("the pipeline halted after a journal failure")]
+    Halted,
+}
+
+/// A gateway's handle for submitting commands. Clone one per producer
+/// thread (each clone is an independent producer of the multi-producer
+/// ring).
+///
+/// Shutdown: the rings drain and the stage threads stop once the
+/// [`super::Pipeline`] is shut down *and* every `CommandSender` is dropped;
+/// after shutdown starts, `try_submit` answers [`SubmitError::Closed`].
+pub struct CommandSender {
+    pub(crate) producer: InputProducer,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) base: u64,
+}
+
+impl Clone for CommandSender {
+    fn clone(&self) -> Self {
+        CommandSender {
+            producer: self.producer.clone(),
+            shared: Arc::clone(&self.shared),
+            base: self.base,
+        }
+    }
+}
+
+impl std::fmt::Debug for CommandSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommandSender")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CommandSender {
+    /// Puts `cmd` into the input ring, stamped with the next sequence number
+    /// and the current wall-clock time, and returns that sequence number.
+    /// A full ring answers [`SubmitError::Busy`] at once.
+    #[inline]
+    pub fn try_submit(&mut self, cmd: Command) -> Result<u64, SubmitError> {
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(SubmitError::Closed);
+        }
+        if self.shared.journal_failed.load(Ordering::Acquire) {
+            return Err(SubmitError::Halted);
+        }
+        let metrics = &self.shared.metrics;
+        match self.producer.try_publish(|slot| {
+            slot.cmd = cmd;
+            slot.cmd.timestamp = wall_clock_ns();
+            slot.enqueued_ns = monotonic_ns();
+        }) {
+            Ok(ring_seq) => {
+                metrics.submitted.fetch_add(1, Ordering::Relaxed);
+                Ok(self.base + ring_seq as u64)
+            }
+            Err(disruptor::RingBufferFull) => {
+                metrics.busy.fetch_add(1, Ordering::Relaxed);
+                Err(SubmitError::Busy)
+            }
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! The three stage bodies. Each runs on its own thread, owned by the
+//! `disruptor` crate; its state is created on that thread's behalf at start
+//! and dropped on it when the ring shuts down.
+
+use super::config::{Backoff, StageGate, WaitKind};
+use super::metrics::new_latency_histogram;
+use super::sender::{monotonic_ns, stamp, OutSlot, Slot};
+use super::sink::SinkEntry;
+use super::Shared;
+use crate::records::{Event, EventSink};
+use crate::Engine;
+use crossbeam_channel::{Receiver, Sender};
+use disruptor::{Producer, SingleConsumerBarrier, SingleProducer};
+use hdrhistogram::Histogram;
+use ringex_journal::fs::FileSystem;
+use ringex_journal::Journal;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// `kind` byte of a command record in the input journal.
+pub const JOURNAL_KIND_COMMAND: u8 = 1;
+
+pub(crate) type OutputProducer = SingleProducer<OutSlot, SingleConsumerBarrier>;
+
+/// The journaler: the only writer of the input journal.
+pub(crate) struct JournalerStage<F: FileSystem> {
+    pub(crate) journal: Option<Journal<F>>,
+    pub(crate) base: u64,
+    pub(crate) last_ts: u64,
+    pub(crate) pending: u64,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) gate: Option<StageGate>,
+    /// Told when the journal is closed (after the last batch).
+    pub(crate) done: Option<Sender<()>>,
+}
+
+impl<F: FileSystem> JournalerStage<F> {
+    /// Appends the command; at the end of a batch applies the durability
+    /// policy and only then publishes the journal position. The disruptor
+    /// advances this consumer's sequence (which gates the engine) after the
+    /// handler returns for the last event of the batch, i.e. after
+    /// `end_batch`.
+    #[inline]
+    pub(crate) fn handle(
+        &mut self,
+        slot: &Slot,
+        ring_seq: disruptor::Sequence,
+        end_of_batch: bool,
+    ) {
+        if let Some(gate) = &self.gate {
+            gate.wait_open();
+        }
+        let cmd = stamp(slot, ring_seq, self.base, &mut self.last_ts);
+        let Some(journal) = self.journal.as_mut() else {
+            return; // failed earlier: journal nothing more.
+        };
+        if let Err(e) = journal.append(
+            cmd.sequence,
+            cmd.timestamp,
+            JOURNAL_KIND_COMMAND,
+            bytemuck::bytes_of(&cmd),
+        ) {
+            self.fail(e);
+            return;
+        }
+        self.pending = cmd.sequence;
+        if end_of_batch {
+            match journal.end_batch() {
+                Ok(()) => {
+                    let durable = journal.durable_sequence().unwrap_or(0);
+                    let m = &self.shared.metrics;
+                    m.durable.store(durable, Ordering::Release);
+                    m.journaled.store(self.pending, Ordering::Release);
+                }
+                Err(e) => self.fail(e),
+            }
+        }
+    }
+
+    /// Stops journaling for good: the journal position never moves again,
+    /// so the engine (which checks it) applies nothing past the last
+    /// journaled command.
+    #[cold]
+    fn fail(&mut self, error: ringex_journal::Error) {
+        self.journal = None;
+        self.shared.record_journal_failure(error.to_string());
+    }
+}
+
+impl<F: FileSystem> Drop for JournalerStage<F> {
+    fn drop(&mut self) {
+        if let Some(journal) = self.journal.take() {
+            let durable = journal.last_sequence();
+            match journal.close() {
+                Ok(()) => {
+                    if let Some(d) = durable {
+                        self.shared.metrics.durable.store(d, Ordering::Release);
+                    }
+                }
+                Err(e) => self.shared.record_journal_failure(e.to_string()),
+            }
+        }
+        if let Some(done) = self.done.take() {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// The engine stage: the single writer of trading state and the only
+/// producer of the output ring.
+pub(crate) struct EngineStage {
+    pub(crate) engine: Option<Engine>,
+    pub(crate) out: Option<OutputProducer>,
+    pub(crate) base: u64,
+    pub(crate) last_ts: u64,
+    pub(crate) halted: bool,
+    pub(crate) wait: WaitKind,
+    pub(crate) shared: Arc<Shared>,
+    /// Gets the engine when the stage stops.
+    pub(crate) done: Option<Sender<Engine>>,
+}
+
+struct OutputEmitter<'a> {
+    out: &'a mut OutputProducer,
+    enqueued_ns: u64,
+    wait: WaitKind,
+}
+
+impl EventSink for OutputEmitter<'_> {
+    #[inline]
+    fn emit(&mut self, event: &Event) {
+        let enqueued_ns = self.enqueued_ns;
+        let mut backoff = Backoff::new();
+        // The publisher never blocks on sinks, so the ring frees up soon.
+        while self
+            .out
+            .try_publish(|slot| {
+                slot.event = *event;
+                slot.enqueued_ns = enqueued_ns;
+            })
+            .is_err()
+        {
+            match self.wait {
+                WaitKind::BusySpin => {}
+                WaitKind::SpinLoopHint => std::hint::spin_loop(),
+                WaitKind::Backoff => backoff.snooze(),
+                WaitKind::Sleep(us) => std::thread::sleep(Duration::from_micros(us)),
+            }
+        }
+    }
+}
+
+impl EngineStage {
+    #[inline]
+    pub(crate) fn handle(
+        &mut self,
+        slot: &Slot,
+        ring_seq: disruptor::Sequence,
+        _end_of_batch: bool,
+    ) {
+        let cmd = stamp(slot, ring_seq, self.base, &mut self.last_ts);
+        if self.halted {
+            return;
+        }
+        // Belt and braces: the ring's dependency already keeps the engine
+        // behind the journaler; this check also holds after a journal
+        // failure, when the journaler skips commands without journaling them.
+        if cmd.sequence > self.shared.metrics.journaled.load(Ordering::Acquire) {
+            self.halted = true;
+            self.shared.engine_halted.store(true, Ordering::Release);
+            return;
+        }
+        let (Some(engine), Some(out)) = (self.engine.as_mut(), self.out.as_mut()) else {
+            return;
+        };
+        let mut emitter = OutputEmitter {
+            out,
+            enqueued_ns: slot.enqueued_ns,
+            wait: self.wait,
+        };
+        engine.apply(&cmd, &mut emitter);
+        let m = &self.shared.metrics;
+        m.applied.fetch_add(1, Ordering::Relaxed);
+        m.last_applied.store(cmd.sequence, Ordering::Relaxed);
+    }
+}
+
+impl Drop for EngineStage {
+    fn drop(&mut self) {
+        // Dropping the output producer drains the output ring and joins the
+        // publisher thread.
+        drop(self.out.take());
+        if let (Some(engine), Some(done)) = (self.engine.take(), self.done.take()) {
+            let _ = done.send(engine);
+        }
+    }
+}
+
+/// The publisher: fans events out to the sinks without ever blocking.
+pub(crate) struct PublisherStage {
+    pub(crate) sinks: Vec<SinkEntry>,
+    pub(crate) registrations: Receiver<SinkEntry>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) at_batch_start: bool,
+    pub(crate) histogram: Histogram<u64>,
+    pub(crate) last_flush: Instant,
+    pub(crate) events: u64,
+    pub(crate) dropped: u64,
+}
+
+impl PublisherStage {
+    /// How often local latency samples are merged into the shared histogram.
+    const FLUSH_EVERY: Duration = Duration::from_millis(5);
+
+    pub(crate) fn new(registrations: Receiver<SinkEntry>, shared: Arc<Shared>) -> PublisherStage {
+        PublisherStage {
+            sinks: Vec::new(),
+            registrations,
+            shared,
+            at_batch_start: true,
+            histogram: new_latency_histogram(),
+            last_flush: Instant::now(),
+            events: 0,
+            dropped: 0,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn handle(&mut self, slot: &OutSlot, _seq: disruptor::Sequence, end_of_batch: bool) {
+        if self.at_batch_start {
+            // Every sink registered before the commands of this batch were
+            // submitted is visible here.
+            while let Ok(sink) = self.registrations.try_recv() {
+                self.sinks.push(sink);
+            }
+            self.at_batch_start = false;
+        }
+        let mut dropped = 0;
+        let before = self.sinks.len();
+        self.sinks.retain(|s| s.offer(&slot.event, &mut dropped));
+        debug_assert!(self.sinks.len() <= before);
+        self.dropped += dropped;
+        self.events += 1;
+        let latency = monotonic_ns().saturating_sub(slot.enqueued_ns).max(1);
+        self.histogram.saturating_record(latency);
+        if end_of_batch {
+            self.at_batch_start = true;
+            let m = &self.shared.metrics;
+            m.events.store(self.events, Ordering::Relaxed);
+            m.dropped.store(self.dropped, Ordering::Relaxed);
+            if self.last_flush.elapsed() >= Self::FLUSH_EVERY {
+                self.flush();
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        self.last_flush = Instant::now();
+        if self.histogram.is_empty() {
+            return;
+        }
+        let mut shared = self
+            .shared
+            .metrics
+            .latency
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let _ = shared.add(&self.histogram);
+        drop(shared);
+        self.histogram.reset();
+    }
+}
+
+impl Drop for PublisherStage {
+    fn drop(&mut self) {
+        let m = &self.shared.metrics;
+        m.events.store(self.events, Ordering::Relaxed);
+        m.dropped.store(self.dropped, Ordering::Relaxed);
+        self.flush();
+        // Dropping the senders closes every sink's channel.
+    }
+}

@@ -1,0 +1,25 @@
+//! Integration tests of the pipeline (`ringex_core::pipeline`): one test
+//! binary, a module per area.
+//!
+//! - `end_to_end` — a small market through ring, journal, engine and publisher to a sink;
+//!   the journal holds every command and replays to byte-identical events,
+//! - `durability` — no event reaches a sink before its command is durable (fsync per batch),
+//! - `backpressure` — a full input ring answers `Busy`, never waits,
+//! - `restart` — a new pipeline on the same journal recovers the same state,
+//! - `sinks` — a slow sink is dropped or degraded while a fast one gets everything,
+//! - `failure` — an fsync failure stops the journaler and the engine before the unjournaled command,
+//! - `timer` — the timer source's ticks are journaled,
+//! - `config` — presets and validation.
+//!
+//! Every stage uses the backoff or sleep wait strategies: these machines
+//! have two cores.
+
+mod backpressure;
+mod config;
+mod durability;
+mod end_to_end;
+mod failure;
+mod restart;
+mod sinks;
+mod support;
+mod timer;
