@@ -195,8 +195,14 @@ pub struct PipelineConfig {
     pub publisher: StageConfig,
     /// Directory of the input journal (created if missing).
     pub journal_dir: PathBuf,
-    /// Journal segment size, durability policy and recovery mode.
+    /// Journal segment size, durability policy and recovery mode (of the
+    /// input journal and the output journal alike).
     pub journal: JournalConfig,
+    /// Directory of the output journal (every event; see [the module
+    /// docs](super#the-output-journal)). `None`: the `events`
+    /// subdirectory of [`Self::journal_dir`] (the input journal ignores it).
+    /// It must differ from `journal_dir`.
+    pub output_journal_dir: Option<PathBuf>,
     /// Capacities and risk mode of the engine.
     pub engine_config: EngineConfig,
     /// Interval of the timer source's `TimerTick` commands; `None` for no timer.
@@ -218,6 +224,7 @@ impl PipelineConfig {
             publisher: StageConfig::backoff(),
             journal_dir: journal_dir.into(),
             journal: JournalConfig::default(),
+            output_journal_dir: None,
             engine_config: EngineConfig::default(),
             timer_interval: Some(Duration::from_millis(100)),
             journaler_gate: None,
@@ -251,6 +258,23 @@ impl PipelineConfig {
         self.journal = self.journal.with_durability(durability);
         self
     }
+
+    /// This configuration with the output journal in `dir`.
+    pub fn with_output_journal_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.output_journal_dir = Some(dir.into());
+        self
+    }
+
+    /// Where the output journal lives: [`Self::output_journal_dir`], or by
+    /// default `journal_dir/events`.
+    pub fn output_journal_path(&self) -> PathBuf {
+        self.output_journal_dir
+            .clone()
+            .unwrap_or_else(|| self.journal_dir.join(Self::DEFAULT_OUTPUT_SUBDIR))
+    }
+
+    /// The default output journal's subdirectory of the input journal's.
+    pub const DEFAULT_OUTPUT_SUBDIR: &'static str = "events";
 
     /// This configuration with other engine capacities.
     pub fn with_engine(mut self, engine: EngineConfig) -> Self {
@@ -301,6 +325,7 @@ impl PipelineConfig {
         if matches!(self.timer_interval, Some(d) if d.is_zero()) {
             return bad("timer_interval must not be zero".into());
         }
+        super::output::validate_dirs(&self.journal_dir, &self.output_journal_path())?;
         self.journal.validate()?;
         self.engine_config.validate()?;
         Ok(())

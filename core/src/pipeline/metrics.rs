@@ -37,6 +37,8 @@ pub struct Metrics {
     pub(crate) events: AtomicU64,
     /// Events dropped across all sinks (publisher; `Relaxed`).
     pub(crate) dropped: AtomicU64,
+    /// Last event index appended to the output journal and batch-ended (publisher; `Release`/`Acquire`).
+    pub(crate) output_journaled: AtomicU64,
     /// Enqueue → publish latency in ns (publisher merges into it periodically).
     pub(crate) latency: Mutex<Histogram<u64>>,
 }
@@ -53,6 +55,7 @@ impl Metrics {
             last_applied: AtomicU64::new(0),
             events: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            output_journaled: AtomicU64::new(0),
             latency: Mutex::new(new_latency_histogram()),
         }
     }
@@ -67,6 +70,13 @@ impl Metrics {
     /// journaler's last `end_batch` (0 before any).
     pub fn durable_sequence(&self) -> u64 {
         self.durable.load(Ordering::Acquire)
+    }
+
+    /// The last event index appended to the output journal and
+    /// batch-ended (the durability policy applied); 0 before any. It stops
+    /// moving when the output journal fails.
+    pub fn output_journaled_sequence(&self) -> u64 {
+        self.output_journaled.load(Ordering::Acquire)
     }
 
     /// A copy of the enqueue → publish latency histogram (ns). The publisher
@@ -92,6 +102,7 @@ impl Metrics {
             last_applied_sequence: self.last_applied.load(Ordering::Relaxed),
             events: self.events.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
+            output_journaled_sequence: self.output_journaled_sequence(),
             input_occupancy: submitted.saturating_sub(applied),
         }
     }
@@ -123,6 +134,8 @@ pub struct MetricsSnapshot {
     pub events: u64,
     /// Events dropped across sinks.
     pub dropped: u64,
+    /// Last event index in the output journal (batch-ended).
+    pub output_journaled_sequence: u64,
     /// Commands in the input ring not yet applied (approximate).
     pub input_occupancy: u64,
 }

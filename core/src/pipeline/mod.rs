@@ -7,6 +7,8 @@
 //!                                                └─────────────────────────────────────────────┬───────┘
 //!                                                                    [ OutSlot ] ──> publisher ──┼─> sink queues (bounded,
 //!                                                                                                │   try_send: drop/disconnect)
+//!                                                                                                ├─> output journal (mmap appends,
+//!                                                                                                │   end_batch per publisher batch)
 //!                                                                                                └─> metrics
 //! ```
 //!
@@ -38,7 +40,7 @@
 //! | gateways (any number) | a [`CommandSender`] clone each | never: a full ring is [`SubmitError::Busy`] |
 //! | `ringex-journaler` | the input [`Journal`] (single writer) | [`StageConfig`] of `journaler` |
 //! | `ringex-engine` | the [`Engine`] (**single writer: engine thread**) and the output ring's producer | `engine` |
-//! | `ringex-publisher` | the sink senders, the latency histogram | `publisher` |
+//! | `ringex-publisher` | the sink senders, the output [`Journal`] (single writer), the latency histogram | `publisher` |
 //! | `ringex-timer` (optional) | a [`CommandSender`] | sleeps |
 //!
 //! # Sequence numbers and time
@@ -63,11 +65,40 @@
 //! ([`Pipeline::health`]); the engine also checks every command against the
 //! journaled position and halts at the first one beyond it.
 //!
+//! # The output journal
+//!
+//! The publisher appends every event it takes off the output ring to the
+//! output journal ([`PipelineConfig::output_journal_path`]; by default the
+//! `events` subdirectory of the input journal's directory), in the same
+//! journal format: sequence = the event's running index (1, 2, 3, ...,
+//! continued across restarts), timestamp = the producing command's stamped
+//! timestamp, kind = [`JOURNAL_KIND_EVENT`], payload = the 96 event bytes.
+//! It applies the configured durability policy ([`Journal::end_batch`]) at
+//! the end of every publisher batch, so the engine never waits for it; the
+//! appends are memory writes into the mapping. Because the engine is
+//! deterministic, replaying the input journal through a fresh engine
+//! regenerates the output journal byte for byte.
+//!
+//! It is a sink, not a gate: an output-journal I/O error never stops the
+//! engine or the other sinks. The publisher stops writing it for good and
+//! reports the error in [`Health::output_journal_failed`] /
+//! [`Health::output_journal_error`]; [`Metrics::output_journaled_sequence`]
+//! stops moving. A restart regenerates the missing events (below).
+//!
 //! # Start-up and shutdown
 //!
 //! [`Pipeline::start`] opens the journal (recovery), replays every
 //! journaled command through a fresh engine without publishing, then
-//! starts the stages continuing the sequence. Snapshots are not loaded yet:
+//! starts the stages continuing the sequence. During the replay the
+//! regenerated events are reconciled with the output journal
+//! ([`StartupReport::output`]): events it already holds are compared byte
+//! for byte and not appended again; events it lacks (it lags after a crash,
+//! or its directory was deleted) are appended, so it is complete before the
+//! first new command. If it holds an event that differs, or more events
+//! than the replay produces, it does not belong to this input journal: it
+//! is left untouched, not written in this run, and the problem is reported
+//! in [`OutputJournalReport::error`] and [`Health::output_journal_error`];
+//! the engine starts regardless. Snapshots are not loaded yet:
 //! the engine has no state serialization, so start-up replays from sequence
 //! 1 (a journal whose history was trimmed is refused).
 //!
@@ -78,6 +109,7 @@
 
 mod config;
 mod metrics;
+mod output;
 mod sender;
 mod sink;
 mod stages;
@@ -85,14 +117,16 @@ mod timer;
 
 pub use config::{Backoff, PipelineConfig, StageConfig, StageGate, StageWait, WaitKind};
 pub use metrics::{Metrics, MetricsSnapshot};
+pub use output::{OutputJournalReport, JOURNAL_KIND_EVENT};
 pub use sender::{monotonic_ns, wall_clock_ns, CommandSender, OutSlot, Slot, SubmitError};
 pub use sink::{OverflowPolicy, SinkHandle, SinkStats};
 pub use stages::JOURNAL_KIND_COMMAND;
 
-use crate::records::{Command, CountingSink, COMMAND_SIZE};
+use crate::records::{Command, COMMAND_SIZE};
 use crate::Engine;
 use crossbeam_channel::{Receiver, Sender};
 use disruptor::ProcessorSettings;
+use output::Reconciler;
 use ringex_journal::fs::{FileSystem, StdFs};
 use ringex_journal::{Journal, RecoveryReport};
 use sink::SinkEntry;
@@ -137,6 +171,9 @@ pub(crate) struct Shared {
     /// Set by the engine stage when it stopped at an unjournaled command.
     pub(crate) engine_halted: AtomicBool,
     pub(crate) journal_error: Mutex<Option<String>>,
+    /// Set when the output journal is disabled or failed.
+    pub(crate) output_journal_failed: AtomicBool,
+    pub(crate) output_journal_error: Mutex<Option<String>>,
 }
 
 impl Shared {
@@ -146,6 +183,17 @@ impl Shared {
         slot.get_or_insert(error);
         drop(slot);
         self.journal_failed.store(true, Ordering::Release);
+    }
+
+    #[cold]
+    pub(crate) fn record_output_journal_failure(&self, error: String) {
+        let mut slot = self
+            .output_journal_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        slot.get_or_insert(error);
+        drop(slot);
+        self.output_journal_failed.store(true, Ordering::Release);
     }
 }
 
@@ -161,12 +209,18 @@ pub struct Health {
     pub engine_halted: bool,
     /// Shutdown has started.
     pub closed: bool,
+    /// The output journal is not being written: it could not be opened,
+    /// did not match the input journal at start-up, or failed later. The
+    /// engine and the sinks are unaffected.
+    pub output_journal_failed: bool,
+    /// Why, if so.
+    pub output_journal_error: Option<String>,
 }
 
 impl Health {
-    /// No failure.
+    /// No failure (of the input journal, the engine or the output journal).
     pub fn is_ok(&self) -> bool {
-        !self.journal_failed && !self.engine_halted
+        !self.journal_failed && !self.engine_halted && !self.output_journal_failed
     }
 }
 
@@ -181,6 +235,8 @@ pub struct StartupReport {
     pub next_sequence: u64,
     /// The engine's state digest after the replay.
     pub digest_after_replay: u64,
+    /// What start-up did with the output journal.
+    pub output: OutputJournalReport,
 }
 
 /// What [`Pipeline::shutdown`] hands back.
@@ -218,26 +274,44 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// Opens the journal (running recovery), replays it through a fresh
-    /// engine without publishing, and starts the stages.
+    /// engine without publishing (reconciling the output journal), and
+    /// starts the stages.
     pub fn start(config: PipelineConfig) -> Result<Pipeline, PipelineError> {
         Pipeline::start_with(StdFs, config)
     }
 
-    /// [`Pipeline::start`] with the journal on the file system `fs` (tests
-    /// inject I/O failures with `ringex_journal::fault::FaultyFs`).
+    /// [`Pipeline::start`] with the input journal on the file system `fs`
+    /// (tests inject I/O failures with `ringex_journal::fault::FaultyFs`);
+    /// the output journal is on the real file system.
     pub fn start_with<F: FileSystem>(
         fs: F,
+        config: PipelineConfig,
+    ) -> Result<Pipeline, PipelineError> {
+        Pipeline::start_with_output_fs(fs, StdFs, config)
+    }
+
+    /// [`Pipeline::start_with`] with the output journal on the file system
+    /// `output_fs`.
+    pub fn start_with_output_fs<F: FileSystem, G: FileSystem>(
+        fs: F,
+        output_fs: G,
         config: PipelineConfig,
     ) -> Result<Pipeline, PipelineError> {
         config.validate()?;
         let (journal, recovery) = Journal::open_with(fs, &config.journal_dir, config.journal)?;
         let mut engine = Engine::try_new(config.engine_config)?;
-        let (replayed, last_ts) = replay(&journal, &mut engine)?;
+        let mut reconciler =
+            Reconciler::open(output_fs, &config.output_journal_path(), config.journal);
+        let (replayed, last_ts) = replay(&journal, &mut engine, &mut reconciler)?;
+        let (output_journal, output_report) = reconciler.finish();
         let base = journal.next_sequence().unwrap_or(1);
         let digest_after_replay = engine.state_digest();
 
         let metrics = Arc::new(Metrics::new());
         metrics.journaled.store(base - 1, Ordering::Release);
+        metrics
+            .output_journaled
+            .store(output_report.next_sequence - 1, Ordering::Release);
         metrics
             .durable
             .store(journal.durable_sequence().unwrap_or(0), Ordering::Release);
@@ -247,7 +321,13 @@ impl Pipeline {
             journal_failed: AtomicBool::new(false),
             engine_halted: AtomicBool::new(false),
             journal_error: Mutex::new(None),
+            output_journal_failed: AtomicBool::new(false),
+            output_journal_error: Mutex::new(None),
         });
+        if let Some(problem) = &output_report.error {
+            shared.record_output_journal_failure(problem.clone());
+        }
+        let output_next = output_report.next_sequence;
 
         // Output ring and publisher.
         let (registrations, registered) = crossbeam_channel::unbounded();
@@ -263,8 +343,12 @@ impl Pipeline {
         let output = out_builder
             .thread_name("ringex-publisher")
             .handle_events_and_state_with(
-                |stage: &mut PublisherStage, slot: &OutSlot, seq, eob| stage.handle(slot, seq, eob),
-                move || PublisherStage::new(registered, publisher_shared),
+                |stage: &mut PublisherStage<G>, slot: &OutSlot, seq, eob| {
+                    stage.handle(slot, seq, eob)
+                },
+                move || {
+                    PublisherStage::new(registered, publisher_shared, output_journal, output_next)
+                },
             )
             .build();
 
@@ -334,6 +418,7 @@ impl Pipeline {
                 replayed,
                 next_sequence: base,
                 digest_after_replay,
+                output: output_report,
             },
         };
         if let Some(interval) = config.timer_interval {
@@ -419,14 +504,22 @@ fn health_of(shared: &Shared) -> Health {
             .clone(),
         engine_halted: shared.engine_halted.load(Ordering::Acquire),
         closed: shared.closed.load(Ordering::Acquire),
+        output_journal_failed: shared.output_journal_failed.load(Ordering::Acquire),
+        output_journal_error: shared
+            .output_journal_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone(),
     }
 }
 
-/// Applies every journaled command to `engine`, publishing nothing.
+/// Applies every journaled command to `engine`, publishing nothing; the
+/// regenerated events go to the output journal's [`Reconciler`].
 /// Returns the number replayed and the last timestamp.
-fn replay<F: FileSystem>(
+fn replay<F: FileSystem, G: FileSystem>(
     journal: &Journal<F>,
     engine: &mut Engine,
+    sink: &mut Reconciler<G>,
 ) -> Result<(u64, u64), PipelineError> {
     let Some(last) = journal.last_sequence() else {
         return Ok((0, 0));
@@ -440,7 +533,6 @@ fn replay<F: FileSystem>(
         });
     }
     let mut reader = journal.reader(first)?;
-    let mut sink = CountingSink::default();
     let (mut count, mut last_ts, mut expected) = (0u64, 0u64, first);
     while let Some(record) = reader.next_record()? {
         let bad = |problem: String| PipelineError::Replay {
@@ -461,7 +553,8 @@ fn replay<F: FileSystem>(
         if cmd.sequence != record.sequence || cmd.timestamp != record.timestamp {
             return Err(bad("the command's stamp differs from its record's".into()));
         }
-        engine.apply(&cmd, &mut sink);
+        sink.timestamp = cmd.timestamp;
+        engine.apply(&cmd, sink);
         count += 1;
         last_ts = record.timestamp;
         expected += 1;

@@ -35,6 +35,9 @@ pub struct OutSlot {
     pub event: Event,
     /// The `enqueued_ns` of the command that produced it.
     pub enqueued_ns: u64,
+    /// The stamped timestamp of the command that produced it (the output
+    /// journal record's timestamp).
+    pub timestamp: u64,
 }
 
 impl Default for OutSlot {
@@ -42,6 +45,7 @@ impl Default for OutSlot {
         OutSlot {
             event: bytemuck::Zeroable::zeroed(),
             enqueued_ns: 0,
+            timestamp: 0,
         }
     }
 }

@@ -4,6 +4,7 @@
 
 use super::config::{Backoff, StageGate, WaitKind};
 use super::metrics::new_latency_histogram;
+use super::output::JOURNAL_KIND_EVENT;
 use super::sender::{monotonic_ns, stamp, OutSlot, Slot};
 use super::sink::SinkEntry;
 use super::Shared;
@@ -124,13 +125,14 @@ pub(crate) struct EngineStage {
 struct OutputEmitter<'a> {
     out: &'a mut OutputProducer,
     enqueued_ns: u64,
+    timestamp: u64,
     wait: WaitKind,
 }
 
 impl EventSink for OutputEmitter<'_> {
     #[inline]
     fn emit(&mut self, event: &Event) {
-        let enqueued_ns = self.enqueued_ns;
+        let (enqueued_ns, timestamp) = (self.enqueued_ns, self.timestamp);
         let mut backoff = Backoff::new();
         // The publisher never blocks on sinks, so the ring frees up soon.
         while self
@@ -138,6 +140,7 @@ impl EventSink for OutputEmitter<'_> {
             .try_publish(|slot| {
                 slot.event = *event;
                 slot.enqueued_ns = enqueued_ns;
+                slot.timestamp = timestamp;
             })
             .is_err()
         {
@@ -177,6 +180,7 @@ impl EngineStage {
         let mut emitter = OutputEmitter {
             out,
             enqueued_ns: slot.enqueued_ns,
+            timestamp: cmd.timestamp,
             wait: self.wait,
         };
         engine.apply(&cmd, &mut emitter);
@@ -197,9 +201,14 @@ impl Drop for EngineStage {
     }
 }
 
-/// The publisher: fans events out to the sinks without ever blocking.
-pub(crate) struct PublisherStage {
+/// The publisher: fans events out to the sinks without ever blocking, and
+/// appends them to the output journal (the only writer of it).
+pub(crate) struct PublisherStage<G: FileSystem> {
     pub(crate) sinks: Vec<SinkEntry>,
+    /// The output journal; `None` when disabled or failed.
+    pub(crate) output: Option<Journal<G>>,
+    /// Index of the next event in the output journal.
+    pub(crate) output_next: u64,
     pub(crate) registrations: Receiver<SinkEntry>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) at_batch_start: bool,
@@ -209,13 +218,20 @@ pub(crate) struct PublisherStage {
     pub(crate) dropped: u64,
 }
 
-impl PublisherStage {
+impl<G: FileSystem> PublisherStage<G> {
     /// How often local latency samples are merged into the shared histogram.
     const FLUSH_EVERY: Duration = Duration::from_millis(5);
 
-    pub(crate) fn new(registrations: Receiver<SinkEntry>, shared: Arc<Shared>) -> PublisherStage {
+    pub(crate) fn new(
+        registrations: Receiver<SinkEntry>,
+        shared: Arc<Shared>,
+        output: Option<Journal<G>>,
+        output_next: u64,
+    ) -> PublisherStage<G> {
         PublisherStage {
             sinks: Vec::new(),
+            output,
+            output_next,
             registrations,
             shared,
             at_batch_start: true,
@@ -244,8 +260,30 @@ impl PublisherStage {
         self.events += 1;
         let latency = monotonic_ns().saturating_sub(slot.enqueued_ns).max(1);
         self.histogram.saturating_record(latency);
+        if let Some(journal) = self.output.as_mut() {
+            let index = self.output_next;
+            match journal.append(
+                index,
+                slot.timestamp,
+                JOURNAL_KIND_EVENT,
+                bytemuck::bytes_of(&slot.event),
+            ) {
+                Ok(()) => self.output_next = index + 1,
+                Err(e) => self.fail_output(format!("append event {index}: {e}")),
+            }
+        }
         if end_of_batch {
             self.at_batch_start = true;
+            if let Some(journal) = self.output.as_mut() {
+                match journal.end_batch() {
+                    Ok(()) => self
+                        .shared
+                        .metrics
+                        .output_journaled
+                        .store(self.output_next - 1, Ordering::Release),
+                    Err(e) => self.fail_output(format!("end batch: {e}")),
+                }
+            }
             let m = &self.shared.metrics;
             m.events.store(self.events, Ordering::Relaxed);
             m.dropped.store(self.dropped, Ordering::Relaxed);
@@ -253,6 +291,13 @@ impl PublisherStage {
                 self.flush();
             }
         }
+    }
+
+    /// Stops writing the output journal for good; sinks and the engine go on.
+    #[cold]
+    fn fail_output(&mut self, error: String) {
+        self.output = None;
+        self.shared.record_output_journal_failure(error);
     }
 
     fn flush(&mut self) {
@@ -272,8 +317,20 @@ impl PublisherStage {
     }
 }
 
-impl Drop for PublisherStage {
+impl<G: FileSystem> Drop for PublisherStage<G> {
     fn drop(&mut self) {
+        if let Some(journal) = self.output.take() {
+            match journal.close() {
+                Ok(()) => self
+                    .shared
+                    .metrics
+                    .output_journaled
+                    .store(self.output_next - 1, Ordering::Release),
+                Err(e) => self
+                    .shared
+                    .record_output_journal_failure(format!("close: {e}")),
+            }
+        }
         let m = &self.shared.metrics;
         m.events.store(self.events, Ordering::Relaxed);
         m.dropped.store(self.dropped, Ordering::Relaxed);

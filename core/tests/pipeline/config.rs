@@ -36,3 +36,21 @@ fn bad_configurations_are_refused_before_anything_starts() {
         Err(PipelineError::InvalidConfig(_))
     ));
 }
+
+#[test]
+fn the_output_journal_defaults_to_a_subdirectory_and_must_not_share_the_input_journals() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = crate::support::config(dir.path());
+    assert_eq!(c.output_journal_path(), dir.path().join("events"));
+    let elsewhere = dir.path().join("out");
+    assert_eq!(
+        c.clone()
+            .with_output_journal_dir(&elsewhere)
+            .output_journal_path(),
+        elsewhere
+    );
+    assert!(matches!(
+        Pipeline::start(c.with_output_journal_dir(dir.path())),
+        Err(PipelineError::InvalidConfig(_))
+    ));
+}

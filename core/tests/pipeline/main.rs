@@ -8,6 +8,9 @@
 //! - `restart` — a new pipeline on the same journal recovers the same state,
 //! - `sinks` — a slow sink is dropped or degraded while a fast one gets everything,
 //! - `failure` — an fsync failure stops the journaler and the engine before the unjournaled command,
+//! - `output_journal` — the output journal equals what a lossless sink got and a replay of the
+//!   input journal; restarts continue it, start-up completes a lagging one and reports a
+//!   mismatched one; an output-journal failure does not stop the engine,
 //! - `timer` — the timer source's ticks are journaled,
 //! - `config` — presets and validation.
 //!
@@ -19,6 +22,7 @@ mod config;
 mod durability;
 mod end_to_end;
 mod failure;
+mod output_journal;
 mod restart;
 mod sinks;
 mod support;
