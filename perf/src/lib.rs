@@ -9,11 +9,16 @@
 //!   with risk on and off, next to the reference model measured in the same run;
 //! - [`scale`] — `ringex-perf scale`: memory and load time of an engine holding
 //!   10,000 markets, 100,000 accounts and 1,000,000 resting orders;
+//! - [`pipeline`] — `ringex-perf pipeline`: open-loop latency (no
+//!   coordinated omission) at fixed rates through the running pipeline
+//!   (ring → journal → engine → publisher), in `hdrhistogram`;
 //! - [`demo`] — `ringex-perf demo`: a small live market in the terminal;
 //! - [`sys`] — the machine and the process (`VmRSS`) for reports.
 //!
-//! Everything here is single-threaded: the engine is measured on the
-//! calling thread and nothing spins. Results and the commands that produce
+//! Everything except [`pipeline`] is single-threaded: the engine is
+//! measured on the calling thread and nothing spins. [`pipeline`] runs the
+//! pipeline's stage threads plus a producer and a sink thread; with the
+//! two-core preset none of them busy-spins. Results and the commands that produce
 //! them are collected in `docs/performance.md`.
 //!
 //! ```
@@ -28,6 +33,7 @@
 
 pub mod demo;
 pub mod error;
+pub mod pipeline;
 pub mod scale;
 pub mod stream;
 pub mod sys;

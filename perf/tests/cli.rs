@@ -76,3 +76,46 @@ mod demo {
         assert!(json["commands"].as_u64().unwrap() > 0);
     }
 }
+
+mod pipeline {
+    use super::run;
+
+    #[test]
+    fn pipeline_reports_open_loop_percentiles_and_writes_a_histogram() {
+        let out = tempfile::tempdir().expect("temp dir");
+        let dir = out.path().to_str().expect("utf-8 path");
+        let (text, json) = run(&[
+            "pipeline",
+            "--rate",
+            "20000",
+            "--duration",
+            "1",
+            "--warmup",
+            "0",
+            "--out-dir",
+            dir,
+            "--json",
+        ]);
+        for column in ["p50", "p90", "p99", "p99.9", "p99.99", "max"] {
+            assert!(text.contains(column), "no {column} in:\n{text}");
+        }
+        assert_eq!(json["bench"], "pipeline");
+        let rate = &json["rates"][0];
+        assert_eq!(rate["target_rate"], 20_000);
+        assert_eq!(rate["measured_commands"], 20_000);
+        assert_eq!(rate["healthy"], true);
+        assert_eq!(rate["sink_dropped"], 0);
+        // Every command sent was completed (timing is not asserted).
+        let completed = rate["completed"].as_u64().unwrap();
+        assert_eq!(completed + rate["unsent"].as_u64().unwrap(), 20_000);
+        assert_eq!(rate["latency"]["count"].as_u64(), Some(completed));
+        assert!(
+            rate["latency"]["p50"].as_u64().unwrap() <= rate["latency"]["max"].as_u64().unwrap()
+        );
+        let results = std::path::Path::new(json["results_dir"].as_str().unwrap());
+        let hgrm = std::fs::read_to_string(results.join(rate["hgrm"].as_str().unwrap()))
+            .expect("the .hgrm file");
+        assert!(hgrm.contains("Percentile") && hgrm.contains("#[Max"));
+        assert!(results.join("config.json").exists());
+    }
+}
