@@ -37,18 +37,30 @@ enum MatchEnd {
 
 /// Validates a price against the instrument's grid.
 #[inline]
-fn check_price(spec: &InstrumentSpec, price: i64, reason_off_tick: RejectReason) -> Outcome {
+fn check_price(spec: &InstrumentSpec, price: i64, field: PriceField) -> Outcome {
+    let (out_of_bounds, off_tick) = match field {
+        PriceField::Limit => (RejectReason::InvalidPrice, RejectReason::PriceNotOnTick),
+        PriceField::Stop => (
+            RejectReason::InvalidStopPrice,
+            RejectReason::InvalidStopPrice,
+        ),
+    };
     if price < spec.min_price || price > spec.max_price {
-        return Err(if reason_off_tick == RejectReason::InvalidStopPrice {
-            RejectReason::InvalidStopPrice
-        } else {
-            RejectReason::InvalidPrice
-        });
+        return Err(out_of_bounds);
     }
     if spec.tick_size != 1 && price % spec.tick_size != 0 {
-        return Err(reason_off_tick);
+        return Err(off_tick);
     }
     Ok(())
+}
+
+/// Which price [`check_price`] validates: it decides the reject reasons.
+#[derive(Debug, Clone, Copy)]
+enum PriceField {
+    /// A limit or protection price.
+    Limit,
+    /// A stop trigger price.
+    Stop,
 }
 
 /// Maps a user-facing (side, outcome, price) onto the YES book.
@@ -139,12 +151,12 @@ impl Engine {
             (side, protection)
         } else {
             let (side, price) = normalise(&ispec, spec.side, spec.outcome, spec.price)?;
-            check_price(&ispec, price, RejectReason::PriceNotOnTick)?;
+            check_price(&ispec, price, PriceField::Limit)?;
             (side, price)
         };
         let stop_price = if is_stop {
             let (_, stop) = normalise(&ispec, spec.side, spec.outcome, spec.stop_price)?;
-            check_price(&ispec, stop, RejectReason::InvalidStopPrice)?;
+            check_price(&ispec, stop, PriceField::Stop)?;
             stop
         } else {
             0
@@ -780,7 +792,7 @@ impl Engine {
             InstrumentStatus::Closed => return Err(RejectReason::InstrumentClosed),
         }
         let (_, price) = normalise(&spec, Side::Buy, o.outcome, new_price)?;
-        check_price(&spec, price, RejectReason::PriceNotOnTick)?;
+        check_price(&spec, price, PriceField::Limit)?;
         if new_quantity == 0 {
             return Err(RejectReason::InvalidQuantity);
         }
