@@ -73,6 +73,26 @@ fn harness(c: &mut Criterion) {
     group.finish();
 }
 
+/// Runs `iters` timed operations in rounds of at most `round`. Each call of
+/// `one_round(n, sink)` performs `n` operations (plus any untimed refill or
+/// clean-up) and returns only the timed part.
+fn in_rounds(
+    iters: u64,
+    round: usize,
+    mut one_round: impl FnMut(usize, &mut CountingSink) -> Duration,
+) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut left = iters as usize;
+    let mut sink = CountingSink::default();
+    while left > 0 {
+        let n = left.min(round);
+        total += one_round(n, &mut sink);
+        left -= n;
+    }
+    black_box(sink);
+    total
+}
+
 fn ops(c: &mut Criterion) {
     for risk in [RiskMode::Enabled, RiskMode::Disabled] {
         let mut group = c.benchmark_group(format!("ops_risk_{}", risk_name(risk)));
@@ -82,14 +102,10 @@ fn ops(c: &mut Criterion) {
         let mut engine = fx.engine(risk);
         group.bench_function("add", |b| {
             b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                let mut left = iters as usize;
-                let mut sink = CountingSink::default();
-                while left > 0 {
-                    let n = left.min(CHUNK);
+                in_rounds(iters, CHUNK, |n, sink| {
                     let orders = fx.passive_orders(n);
                     let adds: Vec<Command> = orders.iter().map(|o| o.0).collect();
-                    total += timed(&mut engine, &adds, &mut sink);
+                    let elapsed = timed(&mut engine, &adds, sink);
                     let cancels: Vec<Command> = orders
                         .iter()
                         .map(|&(_, account, client)| {
@@ -97,23 +113,17 @@ fn ops(c: &mut Criterion) {
                         })
                         .collect();
                     untimed(&mut engine, cancels);
-                    left -= n;
-                }
-                black_box(sink);
-                total
+                    elapsed
+                })
             })
         });
 
         let mut fx = BookFixture::new(0);
         let mut engine = fx.engine(risk);
         group.bench_function("cancel", |b| {
+            let mut events = Vec::with_capacity(4 * CHUNK);
             b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                let mut left = iters as usize;
-                let mut sink = CountingSink::default();
-                let mut events = Vec::with_capacity(4 * CHUNK);
-                while left > 0 {
-                    let n = left.min(CHUNK);
+                in_rounds(iters, CHUNK, |n, sink| {
                     events.clear();
                     for (cmd, _, _) in fx.passive_orders(n) {
                         engine.apply(&cmd, &mut events);
@@ -123,11 +133,8 @@ fn ops(c: &mut Criterion) {
                         .into_iter()
                         .map(|(account, id)| fx.stamp(Command::cancel(account, id)))
                         .collect();
-                    total += timed(&mut engine, &cancels, &mut sink);
-                    left -= n;
-                }
-                black_box(sink);
-                total
+                    timed(&mut engine, &cancels, sink)
+                })
             })
         });
 
@@ -135,17 +142,10 @@ fn ops(c: &mut Criterion) {
         let mut engine = fx.engine(risk);
         group.bench_function("replace", |b| {
             b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                let mut left = iters as usize;
-                let mut sink = CountingSink::default();
-                while left > 0 {
-                    let n = left.min(CHUNK);
+                in_rounds(iters, CHUNK, |n, sink| {
                     let moves = fx.moves(n);
-                    total += timed(&mut engine, &moves, &mut sink);
-                    left -= n;
-                }
-                black_box(sink);
-                total
+                    timed(&mut engine, &moves, sink)
+                })
             })
         });
         group.finish();
@@ -163,18 +163,11 @@ fn sweeps(c: &mut Criterion) {
             let mut engine = fx.engine(risk);
             group.bench_function(levels.to_string(), |b| {
                 b.iter_custom(|iters| {
-                    let mut total = Duration::ZERO;
-                    let mut left = iters as usize;
-                    let mut sink = CountingSink::default();
-                    while left > 0 {
-                        let takers = left.min(MAKERS / levels);
+                    in_rounds(iters, MAKERS / levels, |takers, sink| {
                         let (makers, sweeps) = fx.sweep_round(takers, levels);
                         untimed(&mut engine, makers);
-                        total += timed(&mut engine, &sweeps, &mut sink);
-                        left -= takers;
-                    }
-                    black_box(sink);
-                    total
+                        timed(&mut engine, &sweeps, sink)
+                    })
                 })
             });
         }
