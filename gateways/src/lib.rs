@@ -1,0 +1,15 @@
+//! ringex's gateways: thin translators between clients and the pipeline.
+//!
+//! A gateway decodes and validates client messages, maps them onto engine
+//! [`Command`](ringex_core::records::Command)s, submits them with
+//! [`CommandSender::try_submit`](ringex_core::pipeline::CommandSender::try_submit)
+//! and routes the engine's events back to the clients from a publisher sink.
+//! No trading logic lives here (DESIGN §5).
+//!
+//! | Module | Thread | Owns |
+//! |--------|--------|------|
+//! | [`fix`] | one `mio` event loop | FIX sessions: framing, session state, message stores |
+//! | [`ws`] | one `mio` event loop | WebSocket and HTTP connections, subscriptions, the L2 view for snapshots |
+
+pub mod fix;
+pub mod ws;

@@ -1,0 +1,1 @@
+//! WebSocket and HTTP server (being built).
