@@ -16,6 +16,17 @@ pub enum Error {
         /// What is wrong with it.
         problem: &'static str,
     },
+    /// Engine snapshot bytes could not be restored
+    /// ([`crate::Engine::from_snapshot`]).
+    #[error("engine snapshot rejected at byte {offset} ({section}): {problem}")]
+    Snapshot {
+        /// Byte offset in the snapshot where the problem was found.
+        offset: usize,
+        /// The section being read.
+        section: &'static str,
+        /// What is wrong.
+        problem: String,
+    },
 }
 
 /// `Result` with this crate's [`Error`].

@@ -193,6 +193,9 @@ impl Engine {
 
     /// Checks every invariant; returns the first violation found.
     ///
+    /// Sums wrap instead of overflowing: the check also vets restored
+    /// snapshots, whose values may be anything, and must report, not panic.
+    ///
     /// - Conservation per asset: deposits - withdrawals = sum(available) +
     ///   sum(reserved) (+ 100 x open interest of the binary markets settling in it).
     /// - No negative balance; each account's reserved amount equals the sum
@@ -288,11 +291,11 @@ impl Engine {
                         );
                         ensure!(o.prev == prev, "broken back link at order {}", o.id);
                         ensure!(
-                            o.leaves + o.filled == o.quantity,
+                            o.leaves.checked_add(o.filled) == Some(o.quantity),
                             "order {} leaves+filled != quantity",
                             o.id
                         );
-                        qty += o.leaves;
+                        qty = qty.wrapping_add(o.leaves);
                         count += 1;
                         prev = cursor;
                         cursor = o.next;
@@ -335,8 +338,8 @@ impl Engine {
                 let mut cursor = inst.positions_head;
                 while cursor != NIL {
                     let p = &self.positions[cursor as usize];
-                    sum += p.position;
-                    longs += p.position.max(0) as u64;
+                    sum = sum.wrapping_add(p.position);
+                    longs = longs.wrapping_add(p.position.max(0) as u64);
                     let closable = [(-p.position).max(0) as u64, p.position.max(0) as u64];
                     let mut cover = [0u64; 2];
                     let mut open = [0u64; 2];
@@ -347,8 +350,8 @@ impl Engine {
                     while o_cursor != NIL {
                         let o = &self.orders.slots[o_cursor as usize];
                         if o.instrument == inst.spec.id {
-                            cover[o.side as usize] += o.covered;
-                            open[o.side as usize] += o.leaves;
+                            cover[o.side as usize] = cover[o.side as usize].wrapping_add(o.covered);
+                            open[o.side as usize] = open[o.side as usize].wrapping_add(o.leaves);
                         }
                         o_cursor = o.acct_next;
                     }

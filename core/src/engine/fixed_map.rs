@@ -221,6 +221,15 @@ impl<K: MapKey> FixedMap<K> {
         prefetch(&self.slots[self.home(key.pack())]);
     }
 
+    /// Every entry as (packed key, value), in table order (which depends on
+    /// the insertion history; callers that need a canonical order sort).
+    pub(crate) fn packed_entries(&self) -> impl Iterator<Item = ((u64, u32), u32)> + '_ {
+        self.slots
+            .iter()
+            .filter(|e| !e.is_empty())
+            .map(|e| ((e.a, e.b), e.value))
+    }
+
     /// Bytes of table memory.
     pub(crate) fn memory_bytes(&self) -> usize {
         std::mem::size_of_val(&*self.slots)

@@ -668,7 +668,7 @@ impl Engine {
     }
 
     #[inline]
-    fn link_account_order(&mut self, account: u32, slot: u32) {
+    pub(crate) fn link_account_order(&mut self, account: u32, slot: u32) {
         let tail = {
             let acct = self.account_mut(account);
             acct.open_orders += 1;

@@ -28,6 +28,7 @@ mod fixed_map;
 mod level_bits;
 mod matching;
 mod orders;
+pub mod snapshot;
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;

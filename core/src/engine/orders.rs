@@ -153,6 +153,35 @@ impl Arena {
         self.free_head = slot;
     }
 
+    /// The free slots in the order [`Arena::alloc`] will hand them out
+    /// (a snapshot keeps this order so future order ids are identical).
+    pub(crate) fn free_list(&self) -> impl Iterator<Item = u32> + '_ {
+        let mut cursor = self.free_head;
+        std::iter::from_fn(move || {
+            (cursor != NIL).then(|| {
+                let slot = cursor;
+                cursor = self.slots[slot as usize].next;
+                slot
+            })
+        })
+    }
+
+    /// Snapshot restore: threads the free list through `free` (slots that
+    /// hold [`Order::FREE`]), in that order, and sets the live count. The
+    /// caller validated that `free` and the live slots partition `slots`.
+    pub(crate) fn restore_free_list(&mut self, free: &[u32], live: usize) {
+        self.free_head = free.first().copied().unwrap_or(NIL);
+        for (k, &slot) in free.iter().enumerate() {
+            self.slots[slot as usize].next = free.get(k + 1).copied().unwrap_or(NIL);
+        }
+        self.live = live;
+    }
+
+    /// The slot count the arena may grow to.
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     pub(crate) fn memory_bytes(&self) -> usize {
         self.slots.capacity() * std::mem::size_of::<Order>()
     }

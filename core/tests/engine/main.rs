@@ -9,7 +9,8 @@
 //! - `properties` — random streams through the engine and the reference model give identical events,
 //! - `determinism` — the same stream gives the same bytes,
 //! - `allocation` — the steady-state path never allocates (a counting allocator),
-//! - `regressions` — one test per engine bug fixed.
+//! - `regressions` — one test per engine bug fixed,
+//! - `snapshot` — snapshot and restore at any point changes nothing; bad snapshot bytes are refused.
 //!
 //! Every command goes through [`support::Harness`], which checks the
 //! engine's invariants after each one.
@@ -23,6 +24,7 @@ mod orders;
 mod properties;
 mod regressions;
 mod rejects;
+mod snapshot;
 mod spot;
 mod stream;
 mod support;

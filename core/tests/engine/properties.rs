@@ -17,7 +17,7 @@ const CASH: u16 = 1;
 const BASE: u16 = 2;
 const ACCOUNTS: u32 = 6;
 
-fn setup() -> Vec<Command> {
+pub(crate) fn setup() -> Vec<Command> {
     let mut cmds = vec![
         Command::add_instrument(InstrumentSpec {
             maker_fee_bps: 10,
@@ -53,7 +53,7 @@ fn setup() -> Vec<Command> {
 
 /// Turns random words into commands, tracking order ids from the engine's
 /// events so that cancels and replaces usually hit real orders.
-struct Generator {
+pub(crate) struct Generator {
     /// Instrument ids in use per market slot (binary, binary, spot); a settled
     /// market is replaced by a fresh one so the stream stays busy.
     markets: [u32; 3],
@@ -69,7 +69,7 @@ struct Generator {
 }
 
 impl Generator {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Generator {
             markets: [1, 2, 3],
             next_instrument: 4,
@@ -84,7 +84,7 @@ impl Generator {
         }
     }
 
-    fn learn(&mut self, events: &[Event]) {
+    pub(crate) fn learn(&mut self, events: &[Event]) {
         for ev in events {
             match ev.decode() {
                 Some(EventView::OrderAccepted {
@@ -136,7 +136,7 @@ impl Generator {
         Some(self.orders[self.orders.len() - 1 - (w as usize / 7) % self.orders.len()])
     }
 
-    fn command(&mut self, words: [u64; 4]) -> Command {
+    pub(crate) fn command(&mut self, words: [u64; 4]) -> Command {
         let [a, b, c, d] = words;
         self.seq += 1;
         self.ts += a % 50;
@@ -345,7 +345,7 @@ impl Generator {
     }
 }
 
-fn config(risk: RiskMode) -> EngineConfig {
+pub(crate) fn config(risk: RiskMode) -> EngineConfig {
     EngineConfig {
         risk,
         max_positions: 512,
@@ -415,7 +415,7 @@ fn run_both(risk: RiskMode, ops: &[[u64; 4]]) -> Result<Vec<Event>, String> {
     Ok(all)
 }
 
-fn ops_strategy() -> impl Strategy<Value = Vec<[u64; 4]>> {
+pub(crate) fn ops_strategy() -> impl Strategy<Value = Vec<[u64; 4]>> {
     prop::collection::vec(any::<[u64; 4]>(), 1..400)
 }
 
@@ -437,7 +437,7 @@ proptest! {
     }
 }
 
-fn splitmix(state: &mut u64) -> u64 {
+pub(crate) fn splitmix(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
     let mut z = *state;
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
