@@ -546,8 +546,19 @@ impl Engine {
 
         r.section(b"ASST", "assets")?;
         for asset in 0..assets {
-            self.deposited[asset] = r.i128()?;
-            self.withdrawn[asset] = r.i128()?;
+            let (deposited, withdrawn) = (r.i128()?, r.i128()?);
+            // What `deposit` and `withdraw` allow: never more out than in,
+            // and the outstanding total within i64.
+            if withdrawn < 0
+                || withdrawn > deposited
+                || deposited - withdrawn > i128::from(i64::MAX)
+            {
+                return r.fail(format!(
+                    "asset {asset}: deposited {deposited}, withdrawn {withdrawn} out of range"
+                ));
+            }
+            self.deposited[asset] = deposited;
+            self.withdrawn[asset] = withdrawn;
         }
 
         r.section(b"INST", "instruments")?;

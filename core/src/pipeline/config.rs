@@ -2,7 +2,7 @@
 //! the journal, the engine, the timer; two documented presets.
 
 use crate::EngineConfig;
-use ringex_journal::{DurabilityPolicy, JournalConfig};
+use ringex_journal::{DurabilityPolicy, JournalConfig, RetentionPolicy};
 use std::cell::Cell;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
@@ -209,6 +209,22 @@ pub struct PipelineConfig {
     pub timer_interval: Option<Duration>,
     /// Test hook: the journaler waits at this gate while it is closed.
     pub journaler_gate: Option<StageGate>,
+    /// Directory of the engine snapshots (see [the module
+    /// docs](super#snapshots)). `None`: the `snapshots` subdirectory of
+    /// [`Self::journal_dir`].
+    pub snapshot_dir: Option<PathBuf>,
+    /// Write a snapshot at [`super::Pipeline::shutdown`] (default on), so
+    /// the next start-up replays nothing.
+    pub snapshot_on_shutdown: bool,
+    /// Also write a snapshot on the engine thread, between batches, once at
+    /// least this many commands were applied since the last one (`None`,
+    /// the default: never). The engine stalls while it serialises and
+    /// fsyncs the state (see `docs/engine.md` for sizes and times), so
+    /// choose a rare interval.
+    pub snapshot_every: Option<u64>,
+    /// How many snapshots to keep; older ones are removed after each write.
+    /// Journal segments are never removed by the pipeline.
+    pub snapshot_retention: RetentionPolicy,
 }
 
 impl PipelineConfig {
@@ -228,6 +244,10 @@ impl PipelineConfig {
             engine_config: EngineConfig::default(),
             timer_interval: Some(Duration::from_millis(100)),
             journaler_gate: None,
+            snapshot_dir: None,
+            snapshot_on_shutdown: true,
+            snapshot_every: None,
+            snapshot_retention: RetentionPolicy::default(),
         }
     }
 
@@ -276,6 +296,34 @@ impl PipelineConfig {
     /// The default output journal's subdirectory of the input journal's.
     pub const DEFAULT_OUTPUT_SUBDIR: &'static str = "events";
 
+    /// The snapshot directory: [`Self::snapshot_dir`] or its default.
+    pub fn snapshot_path(&self) -> PathBuf {
+        self.snapshot_dir
+            .clone()
+            .unwrap_or_else(|| self.journal_dir.join(Self::DEFAULT_SNAPSHOT_SUBDIR))
+    }
+
+    /// Default subdirectory of the journal directory for snapshots.
+    pub const DEFAULT_SNAPSHOT_SUBDIR: &'static str = "snapshots";
+
+    /// Sets [`Self::snapshot_dir`].
+    pub fn with_snapshot_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.snapshot_dir = Some(dir.into());
+        self
+    }
+
+    /// Sets [`Self::snapshot_every`].
+    pub fn with_snapshot_every(mut self, commands: Option<u64>) -> Self {
+        self.snapshot_every = commands;
+        self
+    }
+
+    /// Sets [`Self::snapshot_on_shutdown`].
+    pub fn with_snapshot_on_shutdown(mut self, on: bool) -> Self {
+        self.snapshot_on_shutdown = on;
+        self
+    }
+
     /// This configuration with other engine capacities.
     pub fn with_engine(mut self, engine: EngineConfig) -> Self {
         self.engine_config = engine;
@@ -291,6 +339,9 @@ impl PipelineConfig {
     /// Checks ring sizes, core ids, the journal and engine configurations.
     pub fn validate(&self) -> Result<(), PipelineError> {
         let bad = |what: String| Err(PipelineError::InvalidConfig(what));
+        if self.snapshot_every == Some(0) {
+            return bad("snapshot_every must be at least 1 (or None)".into());
+        }
         for (name, size, min) in [
             ("input_ring_size", self.input_ring_size, 64),
             ("output_ring_size", self.output_ring_size, 2),

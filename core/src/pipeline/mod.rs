@@ -87,31 +87,60 @@
 //!
 //! # Start-up and shutdown
 //!
-//! [`Pipeline::start`] opens the journal (recovery), replays every
-//! journaled command through a fresh engine without publishing, then
-//! starts the stages continuing the sequence. During the replay the
-//! regenerated events are reconciled with the output journal
-//! ([`StartupReport::output`]): events it already holds are compared byte
-//! for byte and not appended again; events it lacks (it lags after a crash,
-//! or its directory was deleted) are appended, so it is complete before the
-//! first new command. If it holds an event that differs, or more events
-//! than the replay produces, it does not belong to this input journal: it
-//! is left untouched, not written in this run, and the problem is reported
-//! in [`OutputJournalReport::error`] and [`Health::output_journal_error`];
-//! the engine starts regardless. Snapshots are not loaded yet:
-//! the engine has no state serialization, so start-up replays from sequence
-//! 1 (a journal whose history was trimmed is refused).
+//! [`Pipeline::start`] opens the journal (recovery), restores the engine
+//! from the newest usable snapshot (see [Snapshots](#snapshots)), replays
+//! the journaled commands after it without publishing — all of them when
+//! there is no snapshot — and starts the stages continuing the sequence.
+//! During the replay the regenerated events are reconciled with the output
+//! journal ([`StartupReport::output`]), starting at the first event after
+//! the snapshot: events it already holds are compared byte for byte and
+//! not appended again; events it lacks (it lags after a crash, or its
+//! directory was deleted) are appended, so it is complete before the first
+//! new command. If it holds an event that differs, or more events than the
+//! replay produces, it does not belong to this input journal: it is left
+//! untouched, not written in this run, and the problem is reported in
+//! [`OutputJournalReport::error`] and [`Health::output_journal_error`]; the
+//! engine starts regardless.
 //!
 //! [`Pipeline::shutdown`] refuses new commands, stops the timer, and waits
 //! until every [`CommandSender`] is dropped; the `disruptor` then lets each
-//! stage finish everything published, the journal is synced and closed, and
-//! the engine is handed back.
+//! stage finish everything published, the journal is synced and closed, a
+//! snapshot is written ([`PipelineConfig::snapshot_on_shutdown`]) and the
+//! engine is handed back.
+//!
+//! # Snapshots
+//!
+//! A snapshot at sequence `S` is the engine state after command `S`
+//! ([`Engine::write_snapshot`]) plus the number of events emitted up to
+//! then, the last command timestamp and the state digest, in a
+//! `ringex_journal::SnapshotStore` file (atomic write, CRC, retention) in
+//! [`PipelineConfig::snapshot_path`]; the payload layout is in the
+//! `snapshots` module source and `docs/journal-format.md`.
+//!
+//! - **Written** at clean shutdown (default on), and optionally every
+//!   [`PipelineConfig::snapshot_every`] commands by the engine thread at
+//!   the end of a batch (it stalls the engine while it writes; default
+//!   off). A write failure is reported in [`Health::snapshot_error`] and
+//!   stops nothing. [`PipelineConfig::snapshot_retention`] snapshots are
+//!   kept; journal segments are never removed by the pipeline.
+//! - **Chosen** at start-up newest first: one is used when its file and
+//!   payload validate, it is neither ahead of the input journal nor
+//!   separated from it by trimmed history, the output journal holds the
+//!   events before it, and the restored engine has the recorded digest.
+//!   Each one passed over is listed with its reason in
+//!   [`StartupReport::skipped_snapshots`]. With none usable, the whole
+//!   journal is replayed — which needs it to start at sequence 1: a
+//!   trimmed journal without a usable snapshot is refused with an error
+//!   naming every snapshot's defect.
+//! - **Reported**: [`StartupReport::snapshot`] names the snapshot used and
+//!   [`StartupReport::replayed`] the commands replayed after it.
 
 mod config;
 mod metrics;
 mod output;
 mod sender;
 mod sink;
+mod snapshots;
 mod stages;
 mod timer;
 
@@ -120,6 +149,9 @@ pub use metrics::{Metrics, MetricsSnapshot};
 pub use output::{OutputJournalReport, JOURNAL_KIND_EVENT};
 pub use sender::{monotonic_ns, wall_clock_ns, CommandSender, OutSlot, Slot, SubmitError};
 pub use sink::{OverflowPolicy, SinkHandle, SinkStats};
+pub use snapshots::{
+    SnapshotSkipped, SnapshotUsed, PIPELINE_SNAPSHOT_META_SIZE, PIPELINE_SNAPSHOT_VERSION,
+};
 pub use stages::JOURNAL_KIND_COMMAND;
 
 use crate::records::{Command, COMMAND_SIZE};
@@ -128,9 +160,11 @@ use crossbeam_channel::{Receiver, Sender};
 use disruptor::ProcessorSettings;
 use output::Reconciler;
 use ringex_journal::fs::{FileSystem, StdFs};
-use ringex_journal::{Journal, RecoveryReport};
+use ringex_journal::{Journal, RecoveryReport, SnapshotStore};
 use sink::SinkEntry;
-use stages::{EngineStage, JournalerStage, PublisherStage};
+use snapshots::{JournalExtent, SnapshotMeta};
+use stages::{EngineFinal, EngineStage, JournalerStage, PeriodicSnapshots, PublisherStage};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use timer::Timer;
@@ -174,9 +208,20 @@ pub(crate) struct Shared {
     /// Set when the output journal is disabled or failed.
     pub(crate) output_journal_failed: AtomicBool,
     pub(crate) output_journal_error: Mutex<Option<String>>,
+    /// The first failure to write a snapshot (snapshots never stop the engine).
+    pub(crate) snapshot_error: Mutex<Option<String>>,
 }
 
 impl Shared {
+    #[cold]
+    pub(crate) fn record_snapshot_failure(&self, error: String) {
+        let mut slot = self
+            .snapshot_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        slot.get_or_insert(error);
+    }
+
     #[cold]
     pub(crate) fn record_journal_failure(&self, error: String) {
         let mut slot = self.journal_error.lock().unwrap_or_else(|e| e.into_inner());
@@ -215,6 +260,9 @@ pub struct Health {
     pub output_journal_failed: bool,
     /// Why, if so.
     pub output_journal_error: Option<String>,
+    /// The first failure to write a snapshot, if any (the engine and the
+    /// journals are unaffected; the next start-up replays more).
+    pub snapshot_error: Option<String>,
 }
 
 impl Health {
@@ -229,7 +277,13 @@ impl Health {
 pub struct StartupReport {
     /// The journal's recovery report.
     pub recovery: RecoveryReport,
-    /// Commands replayed through the engine (not published).
+    /// The snapshot the engine was restored from (`None`: replayed from
+    /// sequence 1, or a new journal).
+    pub snapshot: Option<SnapshotUsed>,
+    /// Snapshots passed over (newer than the one used, or all of them), and why.
+    pub skipped_snapshots: Vec<SnapshotSkipped>,
+    /// Commands replayed through the engine (not published): the journal
+    /// after the snapshot, or all of it.
     pub replayed: u64,
     /// The sequence number the first new command gets.
     pub next_sequence: u64,
@@ -248,6 +302,10 @@ pub struct ShutdownReport {
     pub health: Health,
     /// Final counters.
     pub metrics: MetricsSnapshot,
+    /// The snapshot written at shutdown, if any (see
+    /// [`PipelineConfig::snapshot_on_shutdown`]); a failure shows in
+    /// [`Health::snapshot_error`].
+    pub snapshot: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for ShutdownReport {
@@ -256,6 +314,7 @@ impl std::fmt::Debug for ShutdownReport {
             .field("engine", &self.engine.as_ref().map(|e| e.state_digest()))
             .field("health", &self.health)
             .field("metrics", &self.metrics)
+            .field("snapshot", &self.snapshot)
             .finish()
     }
 }
@@ -266,10 +325,12 @@ pub struct Pipeline {
     sender: Option<CommandSender>,
     shared: Arc<Shared>,
     registrations: Sender<SinkEntry>,
-    engine_done: Receiver<Engine>,
+    engine_done: Receiver<EngineFinal>,
     journal_done: Receiver<()>,
     timer: Option<Timer>,
     startup: StartupReport,
+    /// For the shutdown snapshot (`None` when it is off).
+    shutdown_snapshot: Option<(SnapshotStore, ringex_journal::RetentionPolicy)>,
 }
 
 impl Pipeline {
@@ -299,13 +360,53 @@ impl Pipeline {
     ) -> Result<Pipeline, PipelineError> {
         config.validate()?;
         let (journal, recovery) = Journal::open_with(fs, &config.journal_dir, config.journal)?;
-        let mut engine = Engine::try_new(config.engine_config)?;
         let mut reconciler =
             Reconciler::open(output_fs, &config.output_journal_path(), config.journal);
-        let (replayed, last_ts) = replay(&journal, &mut engine, &mut reconciler)?;
-        let (output_journal, output_report) = reconciler.finish();
-        let base = journal.next_sequence().unwrap_or(1);
+        let mut skipped_snapshots = Vec::new();
+        let restored = snapshots::choose(
+            &config.snapshot_path(),
+            config.engine_config,
+            JournalExtent {
+                first: journal.first_sequence(),
+                last: journal.last_sequence(),
+            },
+            reconciler.held(),
+            &mut skipped_snapshots,
+        )?;
+        let (mut engine, snapshot, after) = match restored {
+            Some(r) => {
+                if let Some(problem) = r.output_problem {
+                    reconciler.disable(problem);
+                }
+                (r.engine, Some(r.used), r.meta)
+            }
+            None => (
+                Engine::try_new(config.engine_config)?,
+                None,
+                SnapshotMeta {
+                    sequence: 0,
+                    output_events: 0,
+                    last_timestamp: 0,
+                    state_digest: 0,
+                },
+            ),
+        };
+        reconciler.start_at(after.output_events + 1);
+        let (replayed, last_ts) = replay(
+            &journal,
+            after.sequence + 1,
+            after.last_timestamp,
+            &mut engine,
+            &mut reconciler,
+        )?;
+        let (output_journal, output_report, events_emitted) = reconciler.finish();
+        let base = journal.next_sequence().unwrap_or(after.sequence + 1);
         let digest_after_replay = engine.state_digest();
+        let snapshot_store = if config.snapshot_on_shutdown || config.snapshot_every.is_some() {
+            Some(SnapshotStore::open(config.snapshot_path())?)
+        } else {
+            None
+        };
 
         let metrics = Arc::new(Metrics::new());
         metrics.journaled.store(base - 1, Ordering::Release);
@@ -323,6 +424,7 @@ impl Pipeline {
             journal_error: Mutex::new(None),
             output_journal_failed: AtomicBool::new(false),
             output_journal_error: Mutex::new(None),
+            snapshot_error: Mutex::new(None),
         });
         if let Some(problem) = &output_report.error {
             shared.record_output_journal_failure(problem.clone());
@@ -373,6 +475,18 @@ impl Pipeline {
             wait: config.engine.wait,
             shared: Arc::clone(&shared),
             done: Some(engine_done_tx),
+            events_emitted,
+            last_applied: base - 1,
+            periodic: match (config.snapshot_every, &snapshot_store) {
+                (Some(every), Some(store)) => Some(PeriodicSnapshots {
+                    store: store.clone(),
+                    retention: config.snapshot_retention,
+                    every,
+                    since_last: 0,
+                    buf: Vec::new(),
+                }),
+                _ => None,
+            },
         };
         let mut in_builder = disruptor::build_multi_producer(
             config.input_ring_size,
@@ -413,8 +527,13 @@ impl Pipeline {
             engine_done,
             journal_done,
             timer: None,
+            shutdown_snapshot: snapshot_store
+                .filter(|_| config.snapshot_on_shutdown)
+                .map(|store| (store, config.snapshot_retention)),
             startup: StartupReport {
                 recovery,
+                snapshot,
+                skipped_snapshots,
                 replayed,
                 next_sequence: base,
                 digest_after_replay,
@@ -470,12 +589,53 @@ impl Pipeline {
     /// that was published, closes the journal and returns the engine.
     pub fn shutdown(mut self) -> ShutdownReport {
         self.close();
-        let engine = self.engine_done.recv().ok();
+        let last = self.engine_done.recv().ok();
         let _ = self.journal_done.recv();
+        let mut snapshot = None;
+        if let (Some(last), Some((store, retention))) = (&last, &self.shutdown_snapshot) {
+            snapshot = self.write_shutdown_snapshot(last, store, *retention);
+        }
         ShutdownReport {
-            engine,
+            engine: last.map(|l| l.engine),
             health: health_of(&self.shared),
             metrics: self.shared.metrics.snapshot(),
+            snapshot,
+        }
+    }
+
+    /// The shutdown snapshot: at the last applied command, once the journal
+    /// is closed (synced), unless the journal failed (then its durable
+    /// position is uncertain and the next start-up replays instead) or
+    /// nothing changed since the snapshot start-up restored.
+    fn write_shutdown_snapshot(
+        &self,
+        last: &EngineFinal,
+        store: &SnapshotStore,
+        retention: ringex_journal::RetentionPolicy,
+    ) -> Option<PathBuf> {
+        if self.shared.journal_failed.load(Ordering::Acquire) || last.last_applied == 0 {
+            return None;
+        }
+        let unchanged = self
+            .startup
+            .snapshot
+            .as_ref()
+            .is_some_and(|s| s.sequence == last.last_applied);
+        if unchanged {
+            return None;
+        }
+        let meta = SnapshotMeta {
+            sequence: last.last_applied,
+            output_events: last.events_emitted,
+            last_timestamp: last.last_ts,
+            state_digest: last.engine.state_digest(),
+        };
+        match snapshots::write(store, retention, &last.engine, meta, &mut Vec::new()) {
+            Ok(path) => Some(path),
+            Err(problem) => {
+                self.shared.record_snapshot_failure(problem);
+                None
+            }
         }
     }
 
@@ -510,30 +670,38 @@ fn health_of(shared: &Shared) -> Health {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone(),
+        snapshot_error: shared
+            .snapshot_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone(),
     }
 }
 
-/// Applies every journaled command to `engine`, publishing nothing; the
-/// regenerated events go to the output journal's [`Reconciler`].
-/// Returns the number replayed and the last timestamp.
+/// Applies the journaled commands from sequence `from` on to `engine`,
+/// publishing nothing; the regenerated events go to the output journal's
+/// [`Reconciler`]. Returns the number replayed and the last timestamp
+/// (`last_ts` if none).
 fn replay<F: FileSystem, G: FileSystem>(
     journal: &Journal<F>,
+    from: u64,
+    last_ts: u64,
     engine: &mut Engine,
     sink: &mut Reconciler<G>,
 ) -> Result<(u64, u64), PipelineError> {
-    let Some(last) = journal.last_sequence() else {
-        return Ok((0, 0));
+    let Some(last) = journal.last_sequence().filter(|&last| last >= from) else {
+        return Ok((0, last_ts));
     };
     let first = journal.first_sequence().unwrap_or(1);
-    if first != 1 {
+    if first > from {
+        // Snapshot selection rules this out; kept as a guard.
         return Err(PipelineError::Replay {
             sequence: first,
-            problem: "the journal does not start at sequence 1 and snapshots are not supported yet"
-                .into(),
+            problem: format!("the journal starts at {first}, after {from} where replay must begin"),
         });
     }
-    let mut reader = journal.reader(first)?;
-    let (mut count, mut last_ts, mut expected) = (0u64, 0u64, first);
+    let mut reader = journal.reader(from)?;
+    let (mut count, mut last_ts, mut expected) = (0u64, last_ts, from);
     while let Some(record) = reader.next_record()? {
         let bad = |problem: String| PipelineError::Replay {
             sequence: record.sequence,

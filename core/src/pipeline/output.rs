@@ -17,8 +17,9 @@
 //!
 //! # Start-up: reconciling with the input journal
 //!
-//! Start-up replays every journaled command; the [`Reconciler`] numbers the
-//! regenerated events and, for each index:
+//! Start-up replays the journaled commands after the snapshot it restored
+//! (or all of them); the [`Reconciler`] numbers the regenerated events from
+//! the snapshot's event count + 1 (or from 1) and, for each index:
 //!
 //! - already in the output journal: compares kind, timestamp and payload
 //!   (never appends it again);
@@ -81,6 +82,8 @@ pub(crate) struct Reconciler<G: FileSystem> {
     reader: Option<JournalReader<G>>,
     /// Last index in the output journal at open (0 if empty).
     existing: u64,
+    /// First index in the output journal at open (1 if empty).
+    first: u64,
     /// Index of the next regenerated event.
     next: u64,
     /// Timestamp of the command being replayed.
@@ -96,6 +99,7 @@ impl<G: FileSystem> Reconciler<G> {
             journal: None,
             reader: None,
             existing: 0,
+            first: 1,
             next: 1,
             timestamp: 0,
             report: OutputJournalReport {
@@ -116,24 +120,53 @@ impl<G: FileSystem> Reconciler<G> {
         };
         r.report.recovery = Some(recovery);
         if let Some(last) = journal.last_sequence() {
-            let first = journal.first_sequence().unwrap_or(1);
-            if first != 1 {
-                r.report.error = Some(format!(
-                    "the output journal starts at event {first}, not 1; trimmed history is not supported"
-                ));
-                return r;
-            }
-            match journal.reader(1) {
-                Ok(reader) => r.reader = Some(reader),
-                Err(e) => {
-                    r.report.error = Some(format!("read the output journal: {e}"));
-                    return r;
-                }
-            }
             r.existing = last;
+            r.first = journal.first_sequence().unwrap_or(1);
         }
         r.journal = Some(journal);
         r
+    }
+
+    /// How many events the output journal holds (`None` when it is not in use).
+    pub(crate) fn held(&self) -> Option<u64> {
+        self.journal.as_ref().map(|_| self.existing)
+    }
+
+    /// Disables the output journal for this run, for `problem`.
+    pub(crate) fn disable(&mut self, problem: String) {
+        self.fail(problem);
+    }
+
+    /// Positions the reconciler at event `index`, the first event the
+    /// replay regenerates (1 for a full replay; after a snapshot, the
+    /// snapshot's event count + 1). Events before it are not checked.
+    pub(crate) fn start_at(&mut self, index: u64) {
+        self.next = index;
+        if self.journal.is_none() {
+            return;
+        }
+        if self.existing + 1 < index {
+            let problem = format!(
+                "the output journal holds {} events but replay resumes at event {index}",
+                self.existing
+            );
+            return self.fail(problem);
+        }
+        if self.existing >= index {
+            if self.first > index {
+                let problem = format!(
+                    "the output journal starts at event {}, after event {index} where replay resumes; trimmed history before a snapshot is not supported",
+                    self.first
+                );
+                return self.fail(problem);
+            }
+            let reader = self.journal.as_ref().map(|j| j.reader(index));
+            match reader {
+                Some(Ok(reader)) => self.reader = Some(reader),
+                Some(Err(e)) => self.fail(format!("read the output journal: {e}")),
+                None => {}
+            }
+        }
     }
 
     #[cold]
@@ -145,8 +178,10 @@ impl<G: FileSystem> Reconciler<G> {
 
     /// After the replay: checks that the output journal is not ahead, makes
     /// the appended tail durable under the policy and hands back the
-    /// journal (if usable) and the report.
-    pub(crate) fn finish(mut self) -> (Option<Journal<G>>, OutputJournalReport) {
+    /// journal (if usable), the report, and the index of the last event
+    /// regenerated (every event up to it was emitted by a command at or
+    /// before the replay's end, whether or not the journal holds it).
+    pub(crate) fn finish(mut self) -> (Option<Journal<G>>, OutputJournalReport, u64) {
         let regenerated = self.next - 1;
         if self.journal.is_some() && self.existing > regenerated {
             self.fail(format!(
@@ -167,7 +202,7 @@ impl<G: FileSystem> Reconciler<G> {
             Some(j) => j.next_sequence().unwrap_or(1),
             None => self.next,
         };
-        (self.journal, self.report)
+        (self.journal, self.report, regenerated)
     }
 }
 

@@ -7,6 +7,7 @@ use super::metrics::new_latency_histogram;
 use super::output::JOURNAL_KIND_EVENT;
 use super::sender::{monotonic_ns, stamp, OutSlot, Slot};
 use super::sink::SinkEntry;
+use super::snapshots::SnapshotMeta;
 use super::Shared;
 use crate::records::{Event, EventSink};
 use crate::Engine;
@@ -14,7 +15,7 @@ use crossbeam_channel::{Receiver, Sender};
 use disruptor::{Producer, SingleConsumerBarrier, SingleProducer};
 use hdrhistogram::Histogram;
 use ringex_journal::fs::FileSystem;
-use ringex_journal::Journal;
+use ringex_journal::{Journal, RetentionPolicy, SnapshotStore};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -119,11 +120,37 @@ pub(crate) struct EngineStage {
     pub(crate) wait: WaitKind,
     pub(crate) shared: Arc<Shared>,
     /// Gets the engine when the stage stops.
-    pub(crate) done: Option<Sender<Engine>>,
+    pub(crate) done: Option<Sender<EngineFinal>>,
+    /// Events emitted over the engine's life (the output journal index of
+    /// the last one), for snapshots.
+    pub(crate) events_emitted: u64,
+    /// Sequence of the last command applied (replayed ones included).
+    pub(crate) last_applied: u64,
+    /// Periodic snapshots, when configured.
+    pub(crate) periodic: Option<PeriodicSnapshots>,
+}
+
+/// What the engine stage hands back when it stops.
+pub(crate) struct EngineFinal {
+    pub(crate) engine: Engine,
+    pub(crate) events_emitted: u64,
+    pub(crate) last_applied: u64,
+    pub(crate) last_ts: u64,
+}
+
+/// Periodic snapshots, written on the engine thread between batches.
+pub(crate) struct PeriodicSnapshots {
+    pub(crate) store: SnapshotStore,
+    pub(crate) retention: RetentionPolicy,
+    pub(crate) every: u64,
+    pub(crate) since_last: u64,
+    /// Reused serialisation buffer.
+    pub(crate) buf: Vec<u8>,
 }
 
 struct OutputEmitter<'a> {
     out: &'a mut OutputProducer,
+    emitted: u64,
     enqueued_ns: u64,
     timestamp: u64,
     wait: WaitKind,
@@ -132,6 +159,7 @@ struct OutputEmitter<'a> {
 impl EventSink for OutputEmitter<'_> {
     #[inline]
     fn emit(&mut self, event: &Event) {
+        self.emitted += 1;
         let (enqueued_ns, timestamp) = (self.enqueued_ns, self.timestamp);
         let mut backoff = Backoff::new();
         // The publisher never blocks on sinks, so the ring frees up soon.
@@ -160,7 +188,7 @@ impl EngineStage {
         &mut self,
         slot: &Slot,
         ring_seq: disruptor::Sequence,
-        _end_of_batch: bool,
+        end_of_batch: bool,
     ) {
         let cmd = stamp(slot, ring_seq, self.base, &mut self.last_ts);
         if self.halted {
@@ -179,14 +207,39 @@ impl EngineStage {
         };
         let mut emitter = OutputEmitter {
             out,
+            emitted: 0,
             enqueued_ns: slot.enqueued_ns,
             timestamp: cmd.timestamp,
             wait: self.wait,
         };
         engine.apply(&cmd, &mut emitter);
+        self.events_emitted += emitter.emitted;
+        self.last_applied = cmd.sequence;
         let m = &self.shared.metrics;
         m.applied.fetch_add(1, Ordering::Relaxed);
         m.last_applied.store(cmd.sequence, Ordering::Relaxed);
+        if let Some(periodic) = self.periodic.as_mut() {
+            periodic.since_last += 1;
+            if end_of_batch && periodic.since_last >= periodic.every {
+                periodic.since_last = 0;
+                let meta = SnapshotMeta {
+                    sequence: cmd.sequence,
+                    output_events: self.events_emitted,
+                    last_timestamp: self.last_ts,
+                    state_digest: engine.state_digest(),
+                };
+                let written = super::snapshots::write(
+                    &periodic.store,
+                    periodic.retention,
+                    engine,
+                    meta,
+                    &mut periodic.buf,
+                );
+                if let Err(problem) = written {
+                    self.shared.record_snapshot_failure(problem);
+                }
+            }
+        }
     }
 }
 
@@ -196,7 +249,12 @@ impl Drop for EngineStage {
         // publisher thread.
         drop(self.out.take());
         if let (Some(engine), Some(done)) = (self.engine.take(), self.done.take()) {
-            let _ = done.send(engine);
+            let _ = done.send(EngineFinal {
+                engine,
+                events_emitted: self.events_emitted,
+                last_applied: self.last_applied,
+                last_ts: self.last_ts,
+            });
         }
     }
 }

@@ -352,3 +352,15 @@ fn an_empty_engine_round_trips() {
     assert_eq!(restored.open_orders(), 0);
     assert!(restored.balance(0, 0).is_some(), "the fee account exists");
 }
+
+#[test]
+fn deposit_totals_that_would_overflow_the_conservation_check_are_refused() {
+    // Regression (found by the engine_snapshot fuzz target): a withdrawn
+    // total of i128::MIN made the invariant check's subtraction overflow.
+    let (config, bytes) = small_state();
+    let at = bytes.windows(4).position(|w| w == b"ASST").unwrap() + 4;
+    let mut bad = bytes.clone();
+    bad[at + 16..at + 32].copy_from_slice(&i128::MIN.to_le_bytes());
+    reseal(&mut bad);
+    assert!(problem(config, &bad).contains("withdrawn"));
+}

@@ -11,6 +11,8 @@
 //! - `output_journal` — the output journal equals what a lossless sink got and a replay of the
 //!   input journal; restarts continue it, start-up completes a lagging one and reports a
 //!   mismatched one; an output-journal failure does not stop the engine,
+//! - `snapshots` — shutdown writes a snapshot; start-up restores the newest valid one, replays
+//!   only the tail, falls back past corrupt ones, starts trimmed journals; replay stays exact,
 //! - `timer` — the timer source's ticks are journaled,
 //! - `config` — presets and validation.
 //!
@@ -25,5 +27,6 @@ mod failure;
 mod output_journal;
 mod restart;
 mod sinks;
+mod snapshots;
 mod support;
 mod timer;
