@@ -340,3 +340,49 @@ fn periodic_snapshots_are_taken_between_batches_and_restore_to_the_journals_stat
     drop(pipeline.shutdown());
     assert_output_is_replay(&config);
 }
+
+#[test]
+fn a_failed_snapshot_write_is_reported_and_stops_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = snap_config(dir.path());
+    let pipeline = Pipeline::start(config.clone()).unwrap();
+    // The snapshot directory becomes a plain file: every write fails.
+    std::fs::remove_dir_all(config.snapshot_path()).unwrap();
+    std::fs::write(config.snapshot_path(), b"not a directory").unwrap();
+    let mut sender = pipeline.sender();
+    submit_all(&mut sender, &market());
+    drop(sender);
+    let report = pipeline.shutdown();
+    assert!(report.snapshot.is_none());
+    let error = report.health.snapshot_error.clone().expect("reported");
+    assert!(error.contains("snapshot"), "{error}");
+    assert!(report.health.is_ok(), "{:?}", report.health);
+    assert_eq!(report.metrics.applied, market().len() as u64);
+}
+
+#[test]
+fn a_snapshot_taken_with_another_engine_configuration_is_passed_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = snap_config(dir.path());
+    let mut cmds = market();
+    cmds.extend(mixed(100, 20));
+    let (_, digest, _) = run(config.clone(), &cmds);
+    let other = config.clone().with_engine(EngineConfig {
+        max_orders: 8192,
+        ..EngineConfig::small()
+    });
+    let pipeline = Pipeline::start(other).unwrap();
+    let startup = pipeline.startup();
+    assert!(startup.snapshot.is_none());
+    assert!(
+        startup.skipped_snapshots[0]
+            .reason
+            .contains("configured with"),
+        "{:?}",
+        startup.skipped_snapshots
+    );
+    assert_eq!(startup.replayed, cmds.len() as u64 + 1);
+    // The digest covers the state, not the capacities: a full replay agrees.
+    assert_eq!(startup.digest_after_replay, digest);
+    drop(pipeline.shutdown());
+}
