@@ -162,7 +162,7 @@ use output::Reconciler;
 use ringex_journal::fs::{FileSystem, StdFs};
 use ringex_journal::{Journal, RecoveryReport, SnapshotStore};
 use sink::SinkEntry;
-use snapshots::{JournalExtent, SnapshotMeta};
+use snapshots::{JournalView, SnapshotMeta};
 use stages::{EngineFinal, EngineStage, JournalerStage, PeriodicSnapshots, PublisherStage};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -363,12 +363,26 @@ impl Pipeline {
         let mut reconciler =
             Reconciler::open(output_fs, &config.output_journal_path(), config.journal);
         let mut skipped_snapshots = Vec::new();
+        let command_crc_at = |sequence: u64| -> Result<u32, String> {
+            let problem = |e: String| format!("read command {sequence} of the input journal: {e}");
+            let mut reader = journal
+                .reader(sequence)
+                .map_err(|e| problem(e.to_string()))?;
+            match reader.next_record() {
+                Ok(Some(r)) if r.sequence == sequence && r.payload.len() == COMMAND_SIZE => {
+                    Ok(crc32c::crc32c(r.payload))
+                }
+                Ok(_) => Err(problem("not a command record".into())),
+                Err(e) => Err(problem(e.to_string())),
+            }
+        };
         let restored = snapshots::choose(
             &config.snapshot_path(),
             config.engine_config,
-            JournalExtent {
+            JournalView {
                 first: journal.first_sequence(),
                 last: journal.last_sequence(),
+                command_crc_at: &command_crc_at,
             },
             reconciler.held(),
             &mut skipped_snapshots,
@@ -388,11 +402,12 @@ impl Pipeline {
                     output_events: 0,
                     last_timestamp: 0,
                     state_digest: 0,
+                    command_crc: 0,
                 },
             ),
         };
         reconciler.start_at(after.output_events + 1);
-        let (replayed, last_ts) = replay(
+        let (replayed, last_ts, last_replayed) = replay(
             &journal,
             after.sequence + 1,
             after.last_timestamp,
@@ -477,6 +492,7 @@ impl Pipeline {
             done: Some(engine_done_tx),
             events_emitted,
             last_applied: base - 1,
+            last_command: last_replayed.unwrap_or_else(bytemuck::Zeroable::zeroed),
             periodic: match (config.snapshot_every, &snapshot_store) {
                 (Some(every), Some(store)) => Some(PeriodicSnapshots {
                     store: store.clone(),
@@ -621,13 +637,16 @@ impl Pipeline {
             .snapshot
             .as_ref()
             .is_some_and(|s| s.sequence == last.last_applied);
-        if unchanged {
+        // Without a command of this run or the replay, there is nothing
+        // to tie the snapshot to (and nothing new to save).
+        if unchanged || last.last_command.sequence != last.last_applied {
             return None;
         }
         let meta = SnapshotMeta {
             sequence: last.last_applied,
             output_events: last.events_emitted,
             last_timestamp: last.last_ts,
+            command_crc: snapshots::command_crc(&last.last_command),
             state_digest: last.engine.state_digest(),
         };
         match snapshots::write(store, retention, &last.engine, meta, &mut Vec::new()) {
@@ -681,16 +700,16 @@ fn health_of(shared: &Shared) -> Health {
 /// Applies the journaled commands from sequence `from` on to `engine`,
 /// publishing nothing; the regenerated events go to the output journal's
 /// [`Reconciler`]. Returns the number replayed and the last timestamp
-/// (`last_ts` if none).
+/// (`last_ts` if none) and the last command replayed.
 fn replay<F: FileSystem, G: FileSystem>(
     journal: &Journal<F>,
     from: u64,
     last_ts: u64,
     engine: &mut Engine,
     sink: &mut Reconciler<G>,
-) -> Result<(u64, u64), PipelineError> {
+) -> Result<(u64, u64, Option<Command>), PipelineError> {
     let Some(last) = journal.last_sequence().filter(|&last| last >= from) else {
-        return Ok((0, last_ts));
+        return Ok((0, last_ts, None));
     };
     let first = journal.first_sequence().unwrap_or(1);
     if first > from {
@@ -702,6 +721,7 @@ fn replay<F: FileSystem, G: FileSystem>(
     }
     let mut reader = journal.reader(from)?;
     let (mut count, mut last_ts, mut expected) = (0u64, last_ts, from);
+    let mut last_cmd = None;
     while let Some(record) = reader.next_record()? {
         let bad = |problem: String| PipelineError::Replay {
             sequence: record.sequence,
@@ -723,6 +743,7 @@ fn replay<F: FileSystem, G: FileSystem>(
         }
         sink.timestamp = cmd.timestamp;
         engine.apply(&cmd, sink);
+        last_cmd = Some(cmd);
         count += 1;
         last_ts = record.timestamp;
         expected += 1;
@@ -736,5 +757,5 @@ fn replay<F: FileSystem, G: FileSystem>(
             problem: format!("the journal ends at {last} but reading stopped before"),
         });
     }
-    Ok((count, last_ts))
+    Ok((count, last_ts, last_cmd))
 }

@@ -18,21 +18,30 @@
 //!  |      last_timestamp (u64): the stamped timestamp of S         | 24
 //!  +---------------------------------------------------------------+
 //!  |      state_digest (u64): Engine::state_digest() at S          | 32
-//!  +---------------------------------------------------------------+
-//!  |      engine snapshot (Engine::write_snapshot bytes)           | 40
+//!  +-------------------------------+-------------------------------+
+//!  |  command_crc (u32)            |        reserved (u32) = 0     | 40
+//!  +-------------------------------+-------------------------------+
+//!  |      engine snapshot (Engine::write_snapshot bytes)           | 48
 //!  +---------------------------------------------------------------+
 //! ```
 //!
 //! `output_events` is where the output journal's reconciler starts (events
 //! before the snapshot are not regenerated); `last_timestamp` keeps command
 //! timestamps non-decreasing across the restart; the digest is checked
-//! after the restore.
+//! after the restore. `command_crc` (CRC32C of command `S`'s 80 journaled
+//! bytes, which include its sequence and timestamp) ties the snapshot to
+//! this journal's history: after a power cut that lost unsynced journal
+//! records, a snapshot taken past them is ahead of the journal — and once
+//! new commands reuse those sequence numbers, it is still refused, because
+//! command `S` differs.
 //!
 //! # Choosing a snapshot at start-up
 //!
 //! Newest first, a snapshot is used if its file validates, its payload
 //! parses, it is not ahead of the input journal (`S <= last sequence`), the
-//! journal holds everything after it (`first sequence <= S + 1`), the
+//! journal's command `S` is the one it was taken after (unless trimming
+//! removed it), the journal holds everything after it
+//! (`first sequence <= S + 1`), the
 //! output journal (when in use) holds its first `output_events` events, and
 //! the engine restores from it with the recorded digest. Every snapshot
 //! passed over is reported with the reason. Without a usable snapshot the
@@ -53,7 +62,7 @@ use std::path::{Path, PathBuf};
 /// Payload format version.
 pub const PIPELINE_SNAPSHOT_VERSION: u32 = 1;
 /// Bytes before the engine snapshot in the payload.
-pub const PIPELINE_SNAPSHOT_META_SIZE: usize = 40;
+pub const PIPELINE_SNAPSHOT_META_SIZE: usize = 48;
 
 /// The snapshot start-up restored ([`super::StartupReport::snapshot`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +93,13 @@ pub(crate) struct SnapshotMeta {
     pub(crate) output_events: u64,
     pub(crate) last_timestamp: u64,
     pub(crate) state_digest: u64,
+    /// CRC32C of command `sequence`'s 80 bytes.
+    pub(crate) command_crc: u32,
+}
+
+/// CRC32C of a command's journaled bytes (see the module docs).
+pub(crate) fn command_crc(cmd: &crate::records::Command) -> u32 {
+    crc32c::crc32c(bytemuck::bytes_of(cmd))
 }
 
 /// Serialises `engine` with `meta` into `buf` (cleared first) and writes it
@@ -103,6 +119,7 @@ pub(crate) fn write(
         meta.output_events,
         meta.last_timestamp,
         meta.state_digest,
+        u64::from(meta.command_crc),
     ] {
         buf.extend_from_slice(&v.to_le_bytes());
     }
@@ -129,7 +146,7 @@ fn parse_meta(payload: &[u8]) -> Result<(SnapshotMeta, &[u8]), String> {
         u64::from_le_bytes(b)
     };
     let version = word(0) as u32;
-    if version != PIPELINE_SNAPSHOT_VERSION || word(0) >> 32 != 0 {
+    if version != PIPELINE_SNAPSHOT_VERSION || word(0) >> 32 != 0 || word(40) >> 32 != 0 {
         return Err(format!(
             "unsupported pipeline snapshot version {version} or non-zero reserved bytes"
         ));
@@ -140,16 +157,18 @@ fn parse_meta(payload: &[u8]) -> Result<(SnapshotMeta, &[u8]), String> {
             output_events: word(16),
             last_timestamp: word(24),
             state_digest: word(32),
+            command_crc: word(40) as u32,
         },
         &payload[PIPELINE_SNAPSHOT_META_SIZE..],
     ))
 }
 
-/// The input journal's extent, as start-up sees it.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct JournalExtent {
+/// The input journal as start-up sees it.
+pub(crate) struct JournalView<'a> {
     pub(crate) first: Option<u64>,
     pub(crate) last: Option<u64>,
+    /// The CRC of the journaled command at a sequence (see [`command_crc`]).
+    pub(crate) command_crc_at: &'a dyn Fn(u64) -> Result<u32, String>,
 }
 
 /// What start-up restores from.
@@ -166,7 +185,7 @@ pub(crate) struct Restored {
 pub(crate) fn choose(
     dir: &Path,
     config: EngineConfig,
-    journal: JournalExtent,
+    journal: JournalView<'_>,
     output_events_held: Option<u64>,
     skipped: &mut Vec<SnapshotSkipped>,
 ) -> Result<Option<Restored>, PipelineError> {
@@ -225,6 +244,25 @@ pub(crate) fn choose(
                     ),
                 );
                 continue;
+            }
+        }
+        if journal.first.is_some_and(|first| first <= meta.sequence) {
+            match (journal.command_crc_at)(meta.sequence) {
+                Ok(crc) if crc == meta.command_crc => {}
+                Ok(_) => {
+                    skip(
+                        skipped,
+                        format!(
+                            "the input journal's command {} is not the one it was taken after (another history)",
+                            meta.sequence
+                        ),
+                    );
+                    continue;
+                }
+                Err(problem) => {
+                    skip(skipped, problem);
+                    continue;
+                }
             }
         }
         let restore = || -> Result<Restored, String> {

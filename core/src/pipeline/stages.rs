@@ -9,7 +9,7 @@ use super::sender::{monotonic_ns, stamp, OutSlot, Slot};
 use super::sink::SinkEntry;
 use super::snapshots::SnapshotMeta;
 use super::Shared;
-use crate::records::{Event, EventSink};
+use crate::records::{Command, Event, EventSink};
 use crate::Engine;
 use crossbeam_channel::{Receiver, Sender};
 use disruptor::{Producer, SingleConsumerBarrier, SingleProducer};
@@ -126,6 +126,8 @@ pub(crate) struct EngineStage {
     pub(crate) events_emitted: u64,
     /// Sequence of the last command applied (replayed ones included).
     pub(crate) last_applied: u64,
+    /// That command (a snapshot records its CRC).
+    pub(crate) last_command: Command,
     /// Periodic snapshots, when configured.
     pub(crate) periodic: Option<PeriodicSnapshots>,
 }
@@ -135,6 +137,7 @@ pub(crate) struct EngineFinal {
     pub(crate) engine: Engine,
     pub(crate) events_emitted: u64,
     pub(crate) last_applied: u64,
+    pub(crate) last_command: Command,
     pub(crate) last_ts: u64,
 }
 
@@ -215,6 +218,7 @@ impl EngineStage {
         engine.apply(&cmd, &mut emitter);
         self.events_emitted += emitter.emitted;
         self.last_applied = cmd.sequence;
+        self.last_command = cmd;
         let m = &self.shared.metrics;
         m.applied.fetch_add(1, Ordering::Relaxed);
         m.last_applied.store(cmd.sequence, Ordering::Relaxed);
@@ -227,6 +231,7 @@ impl EngineStage {
                     output_events: self.events_emitted,
                     last_timestamp: self.last_ts,
                     state_digest: engine.state_digest(),
+                    command_crc: super::snapshots::command_crc(&cmd),
                 };
                 let written = super::snapshots::write(
                     &periodic.store,
@@ -253,6 +258,7 @@ impl Drop for EngineStage {
                 engine,
                 events_emitted: self.events_emitted,
                 last_applied: self.last_applied,
+                last_command: self.last_command,
                 last_ts: self.last_ts,
             });
         }

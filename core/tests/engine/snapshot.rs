@@ -151,6 +151,11 @@ fn the_mixed_stream_restored_mid_way_hashes_the_same_and_allocates_nothing() {
         engine.apply(cmd, &mut sink);
     }
     let mut restored = round_trip(&engine);
+    assert_eq!(
+        restored.memory_bytes(),
+        engine.memory_bytes(),
+        "the restored engine holds the same preallocated tables"
+    );
     drop(engine);
     let ((), allocations) = count_allocations(|| {
         for (i, cmd) in rest.iter().enumerate() {

@@ -386,3 +386,66 @@ fn a_snapshot_taken_with_another_engine_configuration_is_passed_over() {
     assert_eq!(startup.digest_after_replay, digest);
     drop(pipeline.shutdown());
 }
+
+#[test]
+fn a_snapshot_ahead_of_the_input_journal_is_passed_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = snap_config(dir.path());
+    let mut cmds = market();
+    cmds.extend(mixed(100, 20));
+    let (_, digest, path) = run(config.clone(), &cmds);
+    let n = cmds.len() as u64 + 1;
+    // A snapshot claiming commands the journal does not hold (as after
+    // losing unsynced journal pages in a power cut).
+    let store = SnapshotStore::open(config.snapshot_path()).unwrap();
+    let mut payload = std::fs::read(path.unwrap()).unwrap()[48..].to_vec();
+    payload[8..16].copy_from_slice(&(n + 5).to_le_bytes());
+    store.write(n + 5, &payload).unwrap();
+    let pipeline = Pipeline::start(config.clone()).unwrap();
+    let startup = pipeline.startup();
+    assert_eq!(startup.snapshot.as_ref().unwrap().sequence, n);
+    assert!(
+        startup.skipped_snapshots[0]
+            .reason
+            .contains("ahead of the input journal"),
+        "{:?}",
+        startup.skipped_snapshots
+    );
+    assert_eq!(startup.next_sequence, n + 1);
+    assert_eq!(startup.digest_after_replay, digest);
+    drop(pipeline.shutdown());
+}
+
+#[test]
+fn a_snapshot_from_another_history_is_refused_even_when_the_sequences_line_up() {
+    // As after a power cut: the journal lost commands the snapshot had
+    // seen, and new, different commands took their sequence numbers.
+    let ours = tempfile::tempdir().unwrap();
+    let theirs = tempfile::tempdir().unwrap();
+    let mut cmds = market();
+    cmds.extend(mixed(100, 20));
+    let (_, _, foreign) = run(snap_config(theirs.path()), &cmds);
+    let foreign = foreign.unwrap();
+    let config = snap_config(ours.path()).with_snapshot_on_shutdown(false);
+    let mut other = market();
+    other.extend(mixed(7_000, 40));
+    let (_, digest, _) = run(config.clone(), &other);
+    std::fs::create_dir_all(config.snapshot_path()).unwrap();
+    std::fs::copy(
+        &foreign,
+        config.snapshot_path().join(foreign.file_name().unwrap()),
+    )
+    .unwrap();
+    let pipeline = Pipeline::start(config.clone()).unwrap();
+    let startup = pipeline.startup();
+    assert!(startup.snapshot.is_none(), "{:?}", startup.snapshot);
+    assert!(
+        startup.skipped_snapshots[0]
+            .reason
+            .contains("another history"),
+        "{:?}",
+        startup.skipped_snapshots
+    );
+    assert_eq!(startup.digest_after_replay, digest);
+    drop(pipeline.shutdown());
+}
