@@ -14,6 +14,8 @@
 //! - `snapshots` — shutdown writes a snapshot; start-up restores the newest valid one, replays
 //!   only the tail, falls back past corrupt ones, starts trimmed journals; replay stays exact,
 //! - `timer` — the timer source's ticks are journaled,
+//! - `crash` — a child process running the pipeline with periodic snapshots is killed (SIGKILL)
+//!   at varying points; each restart reaches a clean replay's digest and output journal,
 //! - `config` — presets and validation.
 //!
 //! Every stage uses the backoff or sleep wait strategies: these machines
@@ -21,6 +23,7 @@
 
 mod backpressure;
 mod config;
+mod crash;
 mod durability;
 mod end_to_end;
 mod failure;
