@@ -219,8 +219,9 @@ pub struct PipelineConfig {
     /// Also write a snapshot on the engine thread, between batches, once at
     /// least this many commands were applied since the last one (`None`,
     /// the default: never). The engine stalls while it serialises and
-    /// fsyncs the state (see `docs/engine.md` for sizes and times), so
-    /// choose a rare interval.
+    /// fsyncs the state (see `docs/engine.md` for sizes and times), and
+    /// the retention pass after each write re-reads and checks the kept
+    /// snapshots, so choose a rare interval.
     pub snapshot_every: Option<u64>,
     /// How many snapshots to keep; older ones are removed after each write.
     /// Journal segments are never removed by the pipeline.
