@@ -6,6 +6,7 @@
 //! - `crash`: `kill -9` of a loaded pipeline, restart, recovery;
 //! - `scale`: a long random session verifies byte for byte.
 
+mod crash;
 mod support;
 mod torn;
 mod verify;
