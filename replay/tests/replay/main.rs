@@ -7,6 +7,8 @@
 //! - `scale`: a long random session verifies byte for byte.
 
 mod crash;
+mod scale;
 mod support;
+mod tools;
 mod torn;
 mod verify;
