@@ -351,8 +351,9 @@ impl SessionGenerator {
                 }
             },
             978..=989 => Command::timer_tick(),
-            // A digest walks the whole state: rare, as a real operator's.
-            990..=995 if self.rng.chance(20) => Command::state_digest(),
+            // A digest walks the whole state (every capacity-sized table):
+            // rare, as an operator's, about one per 50,000 commands.
+            990..=995 if self.rng.chance(3) => Command::state_digest(),
             990..=995 => Command::timer_tick(),
             _ => {
                 // Malformed on purpose: the engine must reject it the same

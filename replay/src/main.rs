@@ -651,7 +651,7 @@ fn print_verify(
             if let Some(ev) = found.event() {
                 let (a, b) = (describe_event(expected), describe_event(&ev));
                 if a.kind != b.kind {
-                    diffs.push(format!("kind {} != {}", b.kind, a.kind));
+                    diffs.push(format!("kind: journal {}, replay {}", b.kind, a.kind));
                 } else {
                     for ((name, x), (_, y)) in a.fields.iter().zip(&b.fields) {
                         if x != y {

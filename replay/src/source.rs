@@ -78,7 +78,7 @@ impl JournalCheck {
     pub fn torn_tail_note(&self) -> Option<String> {
         self.torn_tail().map(|t| {
             format!(
-                "{}: torn tail in {} at byte offset {} (sequence {}): {}; {} bytes that recovery truncates; reading stops before it",
+                "{}: torn tail in {} at byte offset {} (sequence {}): {}; recovery truncates it ({} non-zero bytes); reading stops before it",
                 self.which,
                 t.file.display(),
                 t.offset,
