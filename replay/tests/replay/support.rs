@@ -155,3 +155,27 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Writes `commands` (stamped here with sequence 1, 2, ... and timestamps
+/// 1 µs apart) as an input journal in `dir`, as the journaler would.
+pub fn write_input_journal(dir: &Path, commands: &[Command]) {
+    let (mut journal, _) = ringex_journal::Journal::open(
+        dir,
+        ringex_journal::JournalConfig::default().with_segment_size(1 << 20),
+    )
+    .unwrap();
+    for (i, cmd) in commands.iter().enumerate() {
+        let seq = i as u64 + 1;
+        let ts = 1_700_000_000_000_000_000 + 1_000 * seq;
+        let cmd = cmd.stamped(seq, ts);
+        journal
+            .append(
+                seq,
+                ts,
+                ringex_core::pipeline::JOURNAL_KIND_COMMAND,
+                bytemuck::bytes_of(&cmd),
+            )
+            .unwrap();
+    }
+    journal.close().unwrap();
+}

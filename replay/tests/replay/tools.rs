@@ -203,3 +203,57 @@ fn the_cli_tools_agree_with_each_other() {
     assert_eq!(book["consistent"], true);
     assert_eq!(book["sequence"], session.commands);
 }
+
+#[test]
+fn settlement_and_replaces_leave_the_rebuilt_book_consistent() {
+    use ringex_core::records::InstrumentStatus;
+    use ringex_core::records::{Command, InstrumentSpec, OrderSpec, Outcome, Side};
+    let yes = |account, coid, side, price, qty| {
+        Command::new_order(OrderSpec {
+            outcome: Outcome::Yes,
+            ..OrderSpec::limit(account, 1, coid, side, price, qty)
+        })
+    };
+    let mut cmds = vec![Command::add_instrument(InstrumentSpec::binary(1, 0))];
+    for a in 1..=3 {
+        cmds.push(Command::add_account(a));
+        cmds.push(Command::deposit(a, 0, 1_000_000));
+    }
+    cmds.extend([
+        yes(1, 1, Side::Buy, 40, 10),
+        yes(2, 2, Side::Buy, 40, 5),
+        yes(3, 3, Side::Buy, 41, 7),
+        yes(1, 4, Side::Sell, 45, 10),
+        // Reduce in place (keeps priority), then move (re-queues).
+        Command::replace_by_client_id(1, 1, 5, 40, 8),
+        Command::replace_by_client_id(2, 2, 6, 41, 5),
+        yes(2, 7, Side::Sell, 41, 3), // trades with 41s: 3's first
+    ]);
+    let before_settle = cmds.len() as u64;
+    cmds.push(Command::settle(1, Outcome::Yes));
+    let dir = tempfile::tempdir().unwrap();
+    write_input_journal(dir.path(), &cmds);
+    let paths = SessionPaths::new(dir.path(), None);
+
+    let b = book_at(&paths, engine(), 1, Some(before_settle), None).unwrap();
+    assert!(b.is_consistent());
+    let level = |p: i64| -> Vec<(u32, u64)> {
+        b.l3.bids[&p]
+            .iter()
+            .map(|o| (o.account, o.leaves))
+            .collect()
+    };
+    assert_eq!(
+        level(41),
+        vec![(3, 4), (2, 5)],
+        "3 was first at 41; 2 joined by replace"
+    );
+    assert_eq!(level(40), vec![(1, 8)]);
+    assert_eq!(b.l3.asks[&45].len(), 1);
+    assert_eq!(b.last_trade, Some((41, 3)));
+
+    let after = book_at(&paths, engine(), 1, None, None).unwrap();
+    assert!(after.is_consistent(), "{after:?}");
+    assert!(after.l3.bids.is_empty() && after.l3.asks.is_empty());
+    assert_eq!(after.status, Some(InstrumentStatus::Closed));
+}
