@@ -38,7 +38,10 @@ const EXIT_DAMAGED: u8 = 3;
 #[command(
     name = "ringex-replay",
     version,
-    about = "Deterministic replay and audit of ringex journals"
+    about = "Deterministic replay and audit of ringex journals",
+    after_help = "Exit codes: 0 ok, 1 divergence (the replay and the output journal differ), \
+                  2 bad input or usage, 3 a damaged journal (CRC, hash chain or segment link broken).\n\
+                  The output journal is DIR/events unless --output-journal names it. See docs/replay.md."
 )]
 struct Cli {
     #[command(subcommand)]
