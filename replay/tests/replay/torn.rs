@@ -203,3 +203,52 @@ fn a_missing_or_empty_directory_is_a_clear_error() {
         Some(2)
     );
 }
+
+#[test]
+fn an_edited_record_with_a_valid_crc_breaks_the_hash_chain() {
+    use ringex_journal::format::{encode_frame, frame, frame_size, FRAME_HEADER_SIZE};
+    let dir = tempfile::tempdir().unwrap();
+    run_session(dir.path(), 2_000, 24);
+    let seg = segments(dir.path())[0].clone();
+    let fs = frames(&seg);
+    let (before, victim, next) = (fs[999], fs[1000], fs[1001]);
+    let mut bytes = std::fs::read(&seg).unwrap();
+    // Re-encode the record with one payload byte changed, chained from the
+    // record before it: its own CRC and chain value are valid, so only the
+    // chain link of the next record can tell.
+    let prev_chain = u64::from_le_bytes(
+        bytes[before.offset + frame::CHAIN..before.offset + frame::CHAIN + 8]
+            .try_into()
+            .unwrap(),
+    );
+    let start = victim.offset;
+    let mut payload = bytes[start + frame::PAYLOAD..start + victim.len].to_vec();
+    payload[48] ^= 1; // the quantity's low bit
+    let ts = u64::from_le_bytes(
+        bytes[start + frame::TIMESTAMP..start + frame::TIMESTAMP + 8]
+            .try_into()
+            .unwrap(),
+    );
+    let kind = bytes[start + frame::KIND];
+    let size = frame_size(victim.len - FRAME_HEADER_SIZE);
+    encode_frame(
+        &mut bytes[start..start + size],
+        victim.sequence,
+        ts,
+        kind,
+        &payload,
+        prev_chain,
+    );
+    std::fs::write(&seg, bytes).unwrap();
+
+    let out = cli(&["verify", dir.path().to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
+    let expected = format!(
+        "input journal is damaged: {} at byte offset {} (sequence {}): hash chain broken",
+        seg.display(),
+        next.offset,
+        next.sequence
+    );
+    assert!(stderr.contains(&expected), "{stderr}\nwanted: {expected}");
+}
