@@ -316,7 +316,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             let summary = walk(&opts, None, |g| {
                 dump_group(&mut out, &g, &filter, show_commands, show_events, json)?;
                 Ok(Flow::Continue)
-            })?;
+            })
+            .map_err(hint_replay_source)?;
             notes(&summary.notes);
             0
         }
@@ -371,7 +372,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                         }
                     }
                     Ok(Flow::Continue)
-                })?;
+                })
+                .map_err(hint_replay_source)?;
                 w.finish()?.flush()?;
                 (summary.commands, summary.notes)
             } else {
@@ -382,7 +384,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                         orders.observe(e)?;
                     }
                     Ok(Flow::Continue)
-                })?;
+                })
+                .map_err(hint_replay_source)?;
                 orders.finish()?.finish()?.flush()?;
                 (summary.commands, summary.notes)
             };
@@ -428,6 +431,18 @@ fn walk_options(session: &SessionArgs, source: Source) -> Result<WalkOptions, Re
     );
     opts.engine = session.engine_config()?;
     Ok(opts)
+}
+
+/// Points a user without an output journal to `--source replay`.
+fn hint_replay_source(e: ReplayError) -> anyhow::Error {
+    match e {
+        ReplayError::MissingDir {
+            which: ringex_replay::Which::Output,
+            ..
+        } => anyhow::Error::new(e)
+            .context("no output journal: use --source replay to regenerate the events"),
+        e => e.into(),
+    }
 }
 
 fn notes(notes: &[String]) {
