@@ -293,3 +293,111 @@ fn connections_beyond_the_limit_are_refused_with_503() {
     assert_eq!(ex.get("/healthz").0, 200);
     ex.stop();
 }
+
+fn slow_config() -> ringex_gateways::ws::GatewayConfig {
+    let mut cfg = config();
+    cfg.limits.outbound_queue_messages = 16;
+    cfg.limits.socket_send_buffer = 4096;
+    cfg
+}
+
+fn stat(ex: &Exchange, f: impl Fn(&ringex_gateways::ws::GatewayStats) -> u64) -> u64 {
+    f(&ex.gateway.as_ref().unwrap().stats())
+}
+
+#[test]
+fn a_slow_client_is_conflated_to_a_fresh_snapshot_without_a_seq_gap() {
+    let mut ex = Exchange::start_with(slow_config());
+    let mut slow = ex.ws(None);
+    shrink_receive_buffer(&slow, 2048);
+    subscribed_sid(&slow.call(
+        "subscribe",
+        json!({"channels": ["orderbook_delta"], "market_tickers": [BINARY]}),
+    ));
+    // The slow client reads nothing while the book changes a lot.
+    let mut n = 0;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while stat(&ex, |s| {
+        s.conflations.load(std::sync::atomic::Ordering::Relaxed)
+    }) == 0
+    {
+        assert!(Instant::now() < deadline, "no conflation after {n} orders");
+        for _ in 0..100 {
+            n += 1;
+            churn(ex.sender(), n, 40);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // A marker order: once the gateway shows it, it has applied all before.
+    submit(ex.sender(), limit(3, 1, Side::Buy, Outcome::No, 10, 7));
+    let path = format!("/api/v1/markets/{BINARY}/orderbook");
+    ex.wait_for(|| ex.get(&path).1["orderbook"]["no"] == json!([[10, 7]]));
+    let (_, rest) = ex.get(&path);
+    // Now it reads: it must converge on the real book, seq never skipping.
+    let mut book = LocalBook::default();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(Instant::now() < deadline, "did not converge: {book:?}");
+        let msg = slow.recv();
+        book.apply(&msg).unwrap();
+        let (yes, no) = book.as_rest();
+        if yes == rest["orderbook"]["yes"] && no == rest["orderbook"]["no"] {
+            break;
+        }
+    }
+    assert!(
+        book.snapshots >= 2,
+        "a conflation snapshot was delivered: {book:?}"
+    );
+    assert!(
+        book.deltas < 2 * n,
+        "deltas were dropped: {} of {n}",
+        book.deltas
+    );
+    ex.stop();
+}
+
+#[test]
+fn a_stuck_client_is_disconnected_after_the_timeout() {
+    let mut cfg = slow_config();
+    cfg.limits.stuck_timeout_ms = 300;
+    let mut ex = Exchange::start_with(cfg);
+    let mut stuck = ex.ws(None);
+    shrink_receive_buffer(&stuck, 2048);
+    subscribed_sid(&stuck.call(
+        "subscribe",
+        json!({"channels": ["orderbook_delta"], "market_tickers": [BINARY]}),
+    ));
+    let mut healthy = ex.ws(None);
+    subscribed_sid(&healthy.call(
+        "subscribe",
+        json!({"channels": ["trade"], "market_tickers": [BINARY]}),
+    ));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut n = 0;
+    while stat(&ex, |s| {
+        s.slow_disconnects
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }) == 0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "never disconnected after {n} orders"
+        );
+        for _ in 0..100 {
+            n += 1;
+            churn(ex.sender(), n, 40);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    ex.wait_for(|| {
+        stat(&ex, |s| {
+            s.ws_connections.load(std::sync::atomic::Ordering::Relaxed)
+        }) == 1
+    });
+    // The healthy client is unaffected.
+    submit(ex.sender(), limit(2, 1, Side::Sell, Outcome::Yes, 1, 1));
+    let t = healthy.recv_until(|v| v["type"] == "trade");
+    assert_eq!(t["msg"]["count"], 1);
+    ex.stop();
+}

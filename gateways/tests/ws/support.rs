@@ -255,6 +255,25 @@ impl Ws {
     }
 }
 
+/// Keeps at most `live` orders of account 1 on the YES bid side of market
+/// 1: places order `n` (client id `n`, price `1 + n % 45`, quantity 1) and
+/// cancels order `n - live`. Every call changes the book twice.
+pub fn churn(sender: &mut CommandSender, n: u64, live: u64) {
+    let mut spec = ringex_core::records::OrderSpec::limit(
+        1,
+        1,
+        n,
+        ringex_core::records::Side::Buy,
+        1 + (n % 45) as i64,
+        1,
+    );
+    spec.outcome = ringex_core::records::Outcome::Yes;
+    submit(sender, Command::new_order(spec));
+    if n > live {
+        submit(sender, Command::cancel_by_client_id(1, n - live));
+    }
+}
+
 /// A GTC limit order command.
 pub fn limit(
     account: u32,
@@ -267,4 +286,97 @@ pub fn limit(
     let mut spec = ringex_core::records::OrderSpec::limit(account, instrument, 0, side, price, qty);
     spec.outcome = outcome;
     Command::new_order(spec)
+}
+
+/// A client-side order book kept from `orderbook_snapshot` and
+/// `orderbook_delta` messages of one binary market, checking `seq`.
+#[derive(Debug, Default, Clone)]
+pub struct LocalBook {
+    /// YES bids: price → quantity.
+    pub yes: std::collections::BTreeMap<i64, i64>,
+    /// NO bids: price → quantity.
+    pub no: std::collections::BTreeMap<i64, i64>,
+    pub last_seq: Option<u64>,
+    pub snapshots: u64,
+    pub deltas: u64,
+}
+
+impl LocalBook {
+    /// Applies one message; an error names a broken rule.
+    pub fn apply(&mut self, msg: &Value) -> Result<(), String> {
+        let seq = msg["seq"].as_u64().ok_or("no seq")?;
+        let expected = self.last_seq.map_or(1, |s| s + 1);
+        match msg["type"].as_str() {
+            Some("orderbook_snapshot") => {
+                if seq < expected {
+                    return Err(format!(
+                        "snapshot seq {seq} went back (expected {expected})"
+                    ));
+                }
+                self.yes.clear();
+                self.no.clear();
+                for (side, map) in [("yes", &mut self.yes), ("no", &mut self.no)] {
+                    for level in msg["msg"][side].as_array().ok_or("levels")? {
+                        map.insert(level[0].as_i64().unwrap(), level[1].as_i64().unwrap());
+                    }
+                }
+                self.snapshots += 1;
+            }
+            Some("orderbook_delta") => {
+                if seq != expected {
+                    return Err(format!(
+                        "delta seq {seq} after {:?}: a gap without a snapshot",
+                        self.last_seq
+                    ));
+                }
+                let m = &msg["msg"];
+                let map = if m["side"] == "yes" {
+                    &mut self.yes
+                } else {
+                    &mut self.no
+                };
+                let price = m["price"].as_i64().unwrap();
+                let q = map.entry(price).or_insert(0);
+                *q += m["delta"].as_i64().unwrap();
+                if *q < 0 {
+                    return Err(format!("level {price} went negative"));
+                }
+                if *q == 0 {
+                    map.remove(&price);
+                }
+                self.deltas += 1;
+            }
+            other => return Err(format!("not a book message: {other:?}")),
+        }
+        self.last_seq = Some(seq);
+        Ok(())
+    }
+
+    /// The book as the REST endpoint shows it (`yes`/`no` arrays).
+    pub fn as_rest(&self) -> (Value, Value) {
+        let arr = |m: &std::collections::BTreeMap<i64, i64>| {
+            Value::Array(m.iter().map(|(p, q)| serde_json::json!([p, q])).collect())
+        };
+        (arr(&self.yes), arr(&self.no))
+    }
+}
+
+/// Shrinks a client socket's receive buffer so that a client that stops
+/// reading backs the server up quickly.
+pub fn shrink_receive_buffer(ws: &Ws, bytes: i32) {
+    use std::os::fd::AsRawFd;
+    let MaybeTlsStream::Plain(s) = ws.ws.get_ref() else {
+        panic!("plain TCP")
+    };
+    // SAFETY: a valid socket fd for the call; the value is a live c_int.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&bytes as *const i32).cast(),
+            std::mem::size_of::<i32>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0);
 }
