@@ -140,6 +140,17 @@ struct Pending {
     op: PendingOp,
 }
 
+/// An order reply held until the end of the turn, so that it shows the
+/// order after the fills and cancels its own command caused (an IOC that
+/// filled reads "executed", not "resting").
+struct Deferred {
+    reply: ReplyTo,
+    kind: &'static str,
+    http_status: u16,
+    order: OrderInfo,
+    status: &'static str,
+}
+
 /// How a pending request ends: (status, reply type, body) or the engine's reject.
 type Answer = Result<(u16, &'static str, Value), (u16, RejectReason)>;
 
@@ -168,6 +179,7 @@ pub(super) struct Server {
     /// (channel, account) → subscribers (conn, sid).
     account_subs: HashMap<(Channel, u32), BTreeSet<(usize, u64)>>,
     pending: HashMap<u64, Pending>,
+    deferred: Vec<Deferred>,
     client_ids: HashMap<(u32, u64), String>,
     dirty: HashSet<usize>,
     ticker_dirty: BTreeSet<usize>,
@@ -218,6 +230,7 @@ impl Server {
             market_subs: HashMap::new(),
             account_subs: HashMap::new(),
             pending: HashMap::new(),
+            deferred: Vec::new(),
             client_ids: HashMap::new(),
             dirty: HashSet::new(),
             ticker_dirty: BTreeSet::new(),
@@ -1793,9 +1806,22 @@ impl Server {
     fn drain_sink(&mut self) {
         for _ in 0..EVENTS_PER_TURN {
             let Ok(event) = self.sink.receiver.try_recv() else {
-                return;
+                break;
             };
             self.on_event(&event);
+        }
+        for d in std::mem::take(&mut self.deferred) {
+            let body = json!({"order": self.order_json(&d.order, d.status)});
+            self.send_answer(d.reply, Ok((d.http_status, d.kind, body)));
+        }
+    }
+
+    fn track_deferred(&mut self, order: &OrderInfo, status: &'static str) {
+        for d in &mut self.deferred {
+            if d.order.order_id == order.order_id {
+                d.order = *order;
+                d.status = status;
+            }
         }
     }
 
@@ -1818,6 +1844,18 @@ impl Server {
     }
 
     fn fan_out(&mut self, effect: &Effect) {
+        if !self.deferred.is_empty() {
+            match effect {
+                Effect::Order { order, status, .. } => self.track_deferred(order, status),
+                Effect::Trade { maker, taker, .. } => {
+                    for o in [maker, taker].into_iter().flatten() {
+                        let status = if o.leaves == 0 { "executed" } else { "resting" };
+                        self.track_deferred(o, status);
+                    }
+                }
+                _ => {}
+            }
+        }
         match *effect {
             Effect::None => {}
             Effect::Book { market, change } => {
@@ -2008,30 +2046,33 @@ impl Server {
                 }
                 Some(Err((reject_status(reason), reason)))
             }
-            (PendingOp::Create, Some(EventView::OrderAccepted { .. })) => match effect {
-                Effect::Order { order, status, .. } => Some(Ok((
-                    201,
-                    "order_created",
-                    json!({"order": self.order_json(order, status)}),
-                ))),
-                _ => None,
-            },
-            (PendingOp::Cancel, Some(EventView::OrderCancelled { .. })) => match effect {
-                Effect::Order { order, .. } => Some(Ok((
-                    200,
-                    "order_canceled",
-                    json!({"order": self.order_json(order, "canceled")}),
-                ))),
-                _ => None,
-            },
-            (PendingOp::Amend, Some(EventView::OrderReplaced { .. })) => match effect {
-                Effect::Order { order, .. } => Some(Ok((
-                    200,
-                    "order_amended",
-                    json!({"order": self.order_json(order, "resting")}),
-                ))),
-                _ => None,
-            },
+            (PendingOp::Create | PendingOp::Cancel | PendingOp::Amend, Some(v)) => {
+                let decided = matches!(
+                    (&pending.op, v),
+                    (PendingOp::Create, EventView::OrderAccepted { .. })
+                        | (PendingOp::Cancel, EventView::OrderCancelled { .. })
+                        | (PendingOp::Amend, EventView::OrderReplaced { .. })
+                );
+                match effect {
+                    Effect::Order { order, status, .. } if decided => {
+                        let (kind, http_status) = match pending.op {
+                            PendingOp::Create => ("order_created", 201),
+                            PendingOp::Cancel => ("order_canceled", 200),
+                            _ => ("order_amended", 200),
+                        };
+                        let pending = self.pending.remove(&event.sequence).expect("present");
+                        self.deferred.push(Deferred {
+                            reply: pending.reply,
+                            kind,
+                            http_status,
+                            order: *order,
+                            status,
+                        });
+                        return;
+                    }
+                    _ => None,
+                }
+            }
             (PendingOp::MassCancel, Some(EventView::Ack { value, .. })) => Some(Ok((
                 200,
                 "orders_canceled",
@@ -2075,7 +2116,11 @@ impl Server {
         };
         let Some(result) = result else { return };
         let pending = self.pending.remove(&event.sequence).expect("present");
-        match (pending.reply, result) {
+        self.send_answer(pending.reply, result);
+    }
+
+    fn send_answer(&mut self, reply: ReplyTo, result: Answer) {
+        match (reply, result) {
             (ReplyTo::Ws { conn, id }, Ok((_, kind, msg))) => {
                 self.ws_reply(conn, id, json!({"type": kind, "msg": msg}))
             }

@@ -3,4 +3,5 @@
 
 mod http_api;
 mod market_data;
+mod orders;
 mod support;

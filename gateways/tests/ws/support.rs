@@ -145,7 +145,11 @@ impl Exchange {
         if let MaybeTlsStream::Plain(s) = ws.get_ref() {
             s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         }
-        Ws { ws, next_id: 1 }
+        Ws {
+            ws,
+            next_id: 1,
+            backlog: Default::default(),
+        }
     }
 
     /// Stops the gateway and the pipeline; returns the engine.
@@ -217,6 +221,8 @@ pub fn parse_response(raw: &[u8]) -> (u16, String, Vec<u8>) {
 pub struct Ws {
     pub ws: WebSocket<MaybeTlsStream<TcpStream>>,
     next_id: u64,
+    /// Messages read past while waiting for another (kept in order).
+    backlog: std::collections::VecDeque<Value>,
 }
 
 impl Ws {
@@ -229,6 +235,13 @@ impl Ws {
     }
 
     pub fn recv(&mut self) -> Value {
+        if let Some(v) = self.backlog.pop_front() {
+            return v;
+        }
+        self.read_socket()
+    }
+
+    fn read_socket(&mut self) -> Value {
         loop {
             match self.ws.read().expect("a message within the timeout") {
                 Message::Text(t) => return serde_json::from_str(t.as_str()).unwrap(),
@@ -238,20 +251,39 @@ impl Ws {
         }
     }
 
-    /// Reads until a message satisfies `pred` and returns it.
-    pub fn recv_until(&mut self, mut pred: impl FnMut(&Value) -> bool) -> Value {
+    /// Reads until a message satisfies `pred` and returns it, dropping the
+    /// messages before it.
+    pub fn recv_until(&mut self, pred: impl FnMut(&Value) -> bool) -> Value {
+        self.find(pred, true)
+    }
+
+    fn find(&mut self, mut pred: impl FnMut(&Value) -> bool, drop_others: bool) -> Value {
+        if let Some(i) = self.backlog.iter().position(&mut pred) {
+            let v = self.backlog.remove(i).unwrap();
+            if drop_others {
+                self.backlog.drain(..i);
+            }
+            return v;
+        }
+        if drop_others {
+            self.backlog.clear();
+        }
         loop {
-            let v = self.recv();
+            let v = self.read_socket();
             if pred(&v) {
                 return v;
+            }
+            if !drop_others {
+                self.backlog.push_back(v);
             }
         }
     }
 
-    /// Sends a command and returns the reply with its id.
+    /// Sends a command and returns the reply with its id; other messages
+    /// read meanwhile stay queued.
     pub fn call(&mut self, cmd: &str, params: Value) -> Value {
         let id = self.send(cmd, params);
-        self.recv_until(|v| v["id"] == id)
+        self.find(|v| v["id"] == id, false)
     }
 }
 
