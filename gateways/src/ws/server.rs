@@ -763,7 +763,10 @@ impl Server {
         let acct = account.unwrap_or(0);
         match id {
             RouteId::Health => {
-                let failed = self.halted || self.sink.stats.is_disconnected();
+                // A view that lost events no longer matches the engine: say so.
+                let failed = self.halted
+                    || self.sink.stats.is_disconnected()
+                    || self.sink.stats.dropped() > 0;
                 let body = json!({
                     "status": if failed { "unavailable" } else { "ok" },
                     "gateway_events_dropped": self.sink.stats.dropped(),
