@@ -1692,8 +1692,18 @@ impl Server {
         match self.conns.get(&token) {
             Some(Conn::Http(_)) => self.write_http(token),
             Some(Conn::Ws(_)) => {
-                self.refill_snapshots(token);
-                self.write_ws(token);
+                // Writing may drain the queue below the refill mark, and an
+                // edge-triggered socket that took everything reports no
+                // further writability: refill and write again until either
+                // the socket blocks or nothing is waiting for a snapshot.
+                for _ in 0..4 {
+                    self.refill_snapshots(token);
+                    self.write_ws(token);
+                    match self.conns.get(&token) {
+                        Some(Conn::Ws(w)) if w.resync_pending && w.blocked_since.is_none() => {}
+                        _ => break,
+                    }
+                }
             }
             None => {}
         }
