@@ -256,3 +256,18 @@ fn admin_endpoints_add_markets_deposit_kill_and_settle() {
     );
     ex.stop();
 }
+
+#[test]
+fn an_unknown_api_key_is_refused_before_the_upgrade() {
+    let ex = Exchange::start();
+    let err = tungstenite::connect(format!("ws://{}/ws?api_key=stolen", ex.addr)).unwrap_err();
+    match err {
+        tungstenite::Error::Http(resp) => assert_eq!(resp.status(), 401),
+        other => panic!("{other}"),
+    }
+    // Without a key the connection is public: order entry needs a key.
+    let mut ws = ex.ws(None);
+    let r = ws.call("list_orders", json!({}));
+    assert_eq!(r["msg"]["code"], 9, "{r}");
+    ex.stop();
+}
