@@ -23,6 +23,8 @@ fi
 
 # Set-up functions run first, in this order; each must be idempotent.
 SETUPS=(rust_components)
+# WebSocket gateway tests: a Python `websockets` client and headless Chromium.
+SETUPS+=(python_websockets chromium)
 # Checks, in this order.
 STEPS=(fmt clippy doc test fuzz)
 
@@ -72,6 +74,33 @@ setup_rust_components() {
     cargo --version
     cargo fmt --version
     cargo clippy --version
+}
+
+setup_python_websockets() {
+    # gateways/tests/ws_python.rs drives the gateway with the `websockets` package.
+    command -v python3 >/dev/null 2>&1 || {
+        command -v apt-get >/dev/null 2>&1 || die "python3 is missing and there is no apt-get to install it"
+        apt-get update -qq && apt-get install -y -qq python3 python3-pip >/dev/null
+    }
+    if ! python3 -c 'import websockets' >/dev/null 2>&1; then
+        echo "installing the Python websockets package"
+        python3 -m pip install --quiet 'websockets>=12' 2>/dev/null ||
+            python3 -m pip install --quiet --break-system-packages 'websockets>=12' ||
+            die "could not install the Python websockets package"
+    fi
+    python3 -c 'import websockets; print("python websockets", websockets.__version__)'
+}
+
+setup_chromium() {
+    # gateways/tests/ws_browser.rs loads the monitor page in headless Chromium.
+    if ! command -v chromium >/dev/null 2>&1; then
+        command -v apt-get >/dev/null 2>&1 || die "chromium is missing and there is no apt-get to install it"
+        echo "installing Debian's chromium"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null ||
+            die "could not install chromium"
+    fi
+    chromium --version
 }
 
 # ---------------------------------------------------------------- steps
