@@ -8,8 +8,17 @@
 //! | [`validate`] | dictionary validation in QuickFIX's order | any |
 //! | [`time`] | UTC timestamps | any |
 
+pub mod app;
 pub mod dictionary;
 pub mod frame;
 pub mod message;
+pub mod server;
+pub mod session;
+pub mod store;
 pub mod time;
 pub mod validate;
+
+pub use app::{AppReject, Application, EchoApplication};
+pub use dictionary::Dictionaries;
+pub use server::{FixServer, FixServerConfig, FixServerHandle, ServerError};
+pub use session::{Session, SessionConfig};

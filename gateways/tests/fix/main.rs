@@ -1,0 +1,7 @@
+//! FIX gateway integration tests: the QuickFIX acceptance suite against
+//! the echo fixture, hostile input at a live session, and restarts.
+
+mod acceptance;
+mod hostile;
+mod persistence;
+mod support;
