@@ -39,7 +39,7 @@ pub trait Application {
 
     /// An application message arrived in sequence. Replies pushed on
     /// `replies` are sent on the same session, in order.
-    fn from_app(
+    fn on_app_message(
         &mut self,
         session: &SessionConfig,
         message: &Message,
@@ -82,7 +82,7 @@ impl Application for EchoApplication {
         self.seen.retain(|(s, _)| *s != key);
     }
 
-    fn from_app(
+    fn on_app_message(
         &mut self,
         session: &SessionConfig,
         message: &Message,

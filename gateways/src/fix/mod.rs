@@ -1,11 +1,20 @@
-//! FIX 4.4 / FIXT.1.1 acceptor.
+//! FIX 4.4 / FIXT.1.1 (FIX 5.0 SP2) acceptor: framing, validation against
+//! the `fefix` dictionaries, the session state machine, a persistent
+//! message store, and a `mio` event loop serving many sessions. The
+//! application behind the sessions plugs in through [`Application`];
+//! [`EchoApplication`] is the QuickFIX acceptance fixture. See
+//! `docs/fix.md`.
 //!
 //! | Module | Owns | Thread |
 //! |--------|------|--------|
-//! | [`frame`] | cutting frames out of the byte stream, the checksum | event loop |
+//! | [`frame`] | cutting frames out of the byte stream, the checksum | event loop (per connection) |
 //! | [`message`] | decoding frames (garbled checks, sections, groups), encoding outbound messages | any |
 //! | [`dictionary`] | validation tables flattened from the `fefix` dictionaries | shared, read-only |
 //! | [`validate`] | dictionary validation in QuickFIX's order | any |
+//! | [`session`] | the session state machine (no I/O) and its configuration | event loop |
+//! | [`store`] | sequence numbers and sent messages, in files or memory | event loop |
+//! | [`server`] | the `mio` acceptor: connections, session binding, ticks | event loop |
+//! | [`app`] | the application boundary and the echo fixture | event loop |
 //! | [`time`] | UTC timestamps | any |
 
 pub mod app;

@@ -424,7 +424,7 @@ impl Session {
             }
         } else if !is_admin_msg_type(&msg_type) {
             let mut replies = Vec::new();
-            let result = io.app.from_app(&self.config, msg, &mut replies);
+            let result = io.app.on_app_message(&self.config, msg, &mut replies);
             for reply in replies {
                 self.send_raw(reply, io)?;
             }

@@ -84,7 +84,7 @@ fn fail(reason: RejectReason, tag: Option<i64>) -> Result<(), Invalid> {
     Err(Invalid { reason, tag })
 }
 
-fn check_required(msg: &Message, map: &FieldMap, layout: &Layout) -> Result<(), Invalid> {
+fn check_required(map: &FieldMap, layout: &Layout) -> Result<(), Invalid> {
     for &tag in &layout.required {
         if map.get(i64::from(tag)).is_none() {
             return fail(RejectReason::RequiredTagMissing, Some(i64::from(tag)));
@@ -98,7 +98,7 @@ fn check_required(msg: &Message, map: &FieldMap, layout: &Layout) -> Result<(), 
             continue;
         };
         for e in &g.entries {
-            check_required(msg, e, &spec.layout)?;
+            check_required(e, &spec.layout)?;
         }
     }
     Ok(())
@@ -178,9 +178,9 @@ pub fn validate(msg: &Message, protocol: &Protocol) -> Result<(), Invalid> {
     else {
         return fail(RejectReason::InvalidMsgType, None);
     };
-    check_required(msg, &msg.header, &body_dict.header)?;
-    check_required(msg, &msg.body, &spec.layout)?;
-    check_required(msg, &msg.trailer, &body_dict.trailer)?;
+    check_required(&msg.header, &body_dict.header)?;
+    check_required(&msg.body, &spec.layout)?;
+    check_required(&msg.trailer, &body_dict.trailer)?;
     check_fields(msg, &msg.header, &protocol.session, None)?;
     check_fields(msg, &msg.trailer, &protocol.session, None)?;
     check_fields(msg, &msg.body, body_dict, Some(&spec.layout))?;

@@ -117,4 +117,3 @@ fn garbage_before_logon_closes_only_that_connection() {
     assert_eq!(twin.receive(T), Received::Closed);
     test_request(&mut b, "B", 2, "B-ALIVE", 2);
 }
-

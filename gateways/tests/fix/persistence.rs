@@ -33,13 +33,19 @@ fn sequence_numbers_and_sent_messages_survive_a_restart() {
         c.send(&msg(1, "A|98=0|108=30|"));
         let logon = c.expect_message(T);
         assert_eq!(field(&logon, "34"), Some("1"));
-        c.send(&msg(2, "D|11=ORD1|21=1|40=1|54=1|55=X|60=20240101-00:00:00|"));
+        c.send(&msg(
+            2,
+            "D|11=ORD1|21=1|40=1|54=1|55=X|60=20240101-00:00:00|",
+        ));
         original_echo = c.expect_message(T);
         assert_eq!(field(&original_echo, "35"), Some("D"));
         assert_eq!(field(&original_echo, "34"), Some("2"));
         c.send(&msg(3, "5|"));
         let logout = c.expect_message(T);
-        assert_eq!((field(&logout, "35"), field(&logout, "34")), (Some("5"), Some("3")));
+        assert_eq!(
+            (field(&logout, "35"), field(&logout, "34")),
+            (Some("5"), Some("3"))
+        );
         assert_eq!(c.receive(T), Received::Closed);
         gw.stop().unwrap();
     }
@@ -47,18 +53,35 @@ fn sequence_numbers_and_sent_messages_survive_a_restart() {
     let mut c = Client::connect(gw.local_addr());
     c.send(&msg(4, "A|98=0|108=30|"));
     let logon = c.expect_message(T);
-    assert_eq!((field(&logon, "35"), field(&logon, "34")), (Some("A"), Some("4")), "{logon}");
+    assert_eq!(
+        (field(&logon, "35"), field(&logon, "34")),
+        (Some("A"), Some("4")),
+        "{logon}"
+    );
     c.send(&msg(5, "2|7=1|16=0|"));
     let gap1 = c.expect_message(T);
     assert_eq!(
-        (field(&gap1, "35"), field(&gap1, "34"), field(&gap1, "36"), field(&gap1, "123")),
+        (
+            field(&gap1, "35"),
+            field(&gap1, "34"),
+            field(&gap1, "36"),
+            field(&gap1, "123")
+        ),
         (Some("4"), Some("1"), Some("2"), Some("Y")),
         "{gap1}"
     );
     let resent = c.expect_message(T);
-    assert_eq!((field(&resent, "35"), field(&resent, "34")), (Some("D"), Some("2")), "{resent}");
+    assert_eq!(
+        (field(&resent, "35"), field(&resent, "34")),
+        (Some("D"), Some("2")),
+        "{resent}"
+    );
     assert_eq!(field(&resent, "43"), Some("Y"));
-    assert_eq!(field(&resent, "122"), field(&original_echo, "52"), "OrigSendingTime is the first SendingTime");
+    assert_eq!(
+        field(&resent, "122"),
+        field(&original_echo, "52"),
+        "OrigSendingTime is the first SendingTime"
+    );
     assert_eq!(field(&resent, "11"), Some("ORD1"));
     let gap2 = c.expect_message(T);
     assert_eq!(
@@ -73,7 +96,10 @@ fn sequence_numbers_and_sent_messages_survive_a_restart() {
     c.send(&msg(1, "A|98=0|108=30|"));
     let logout = c.expect_message(T);
     assert_eq!(field(&logout, "35"), Some("5"));
-    assert_eq!(field(&logout, "58"), Some("MsgSeqNum too low, expecting 6 but received 1"));
+    assert_eq!(
+        field(&logout, "58"),
+        Some("MsgSeqNum too low, expecting 6 but received 1")
+    );
     assert_eq!(c.receive(T), Received::Closed);
 }
 
@@ -91,9 +117,17 @@ fn a_logon_with_a_wrong_password_is_refused() {
     assert_eq!(c.receive(T), Received::Closed);
     let mut c = Client::connect(gw.local_addr());
     c.send(&msg(1, "A|98=0|108=30|"));
-    assert_eq!(field(&c.expect_message(T), "35"), Some("5"), "no password at all");
+    assert_eq!(
+        field(&c.expect_message(T), "35"),
+        Some("5"),
+        "no password at all"
+    );
     let mut c = Client::connect(gw.local_addr());
     c.send(&msg(1, "A|98=0|108=30|554=secret|"));
     let logon = c.expect_message(T);
-    assert_eq!((field(&logon, "35"), field(&logon, "34")), (Some("A"), Some("1")), "{logon}");
+    assert_eq!(
+        (field(&logon, "35"), field(&logon, "34")),
+        (Some("A"), Some("1")),
+        "{logon}"
+    );
 }
