@@ -476,3 +476,72 @@ impl<A: Application + Send + 'static> FixServer<A> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_config_deserializes_and_binds() {
+        let json = r#"{
+            "listen": "127.0.0.1:0",
+            "max_frame_bytes": 4096,
+            "sessions": [
+                {"begin_string": "FIX.4.4", "sender_comp_id": "RINGEX", "target_comp_id": "CLIENT1",
+                 "accounts": ["1001", "1002"], "password": "secret", "heartbeat_secs": 30,
+                 "reset_on_logon": false, "cancel_on_disconnect": true},
+                {"begin_string": "FIXT.1.1", "sender_comp_id": "RINGEX", "target_comp_id": "CLIENT2",
+                 "default_appl_ver_id": "9"}
+            ]
+        }"#;
+        let config: FixServerConfig = serde_json::from_str(json).unwrap();
+        assert_eq!(config.sessions[0].accounts, vec!["1001", "1002"]);
+        assert!(config.sessions[0].cancel_on_disconnect);
+        assert_eq!(config.sessions[1].max_latency_secs, 120);
+        let server = FixServer::bind(
+            config,
+            Dictionaries::shared(),
+            super::super::EchoApplication::new(),
+        )
+        .unwrap();
+        assert_eq!(server.sessions().len(), 2);
+        assert!(server.local_addr().unwrap().ip().is_loopback());
+    }
+
+    #[test]
+    fn bad_configs_are_refused_with_a_reason() {
+        let unknown_key = r#"{"listen": "127.0.0.1:0", "sessions": [], "bogus": 1}"#;
+        assert!(serde_json::from_str::<FixServerConfig>(unknown_key).is_err());
+        let config = FixServerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            store_dir: None,
+            max_frame_bytes: 4096,
+            sessions: vec![SessionConfig::new("FIX.4.2", "A", "B")],
+        };
+        let err = FixServer::bind(
+            config,
+            Dictionaries::shared(),
+            super::super::EchoApplication::new(),
+        )
+        .err()
+        .unwrap();
+        assert!(err.to_string().contains("FIX.4.2"), "{err}");
+        let twice = FixServerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            store_dir: None,
+            max_frame_bytes: 4096,
+            sessions: vec![
+                SessionConfig::new("FIX.4.4", "A", "B"),
+                SessionConfig::new("FIX.4.4", "A", "B"),
+            ],
+        };
+        let err = FixServer::bind(
+            twice,
+            Dictionaries::shared(),
+            super::super::EchoApplication::new(),
+        )
+        .err()
+        .unwrap();
+        assert!(matches!(err, ServerError::Duplicate(_)), "{err}");
+    }
+}
