@@ -831,3 +831,123 @@ fn reverse_route(msg: &Message, reply: &mut OutMessage) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::app::EchoApplication;
+    use super::super::frame::checksum;
+    use super::super::time::format_timestamp_seconds;
+    use super::*;
+
+    fn frame(fields: &str, now: Millis) -> Vec<u8> {
+        let fields = fields
+            .replace("<T>", &format_timestamp_seconds(now))
+            .replace('|', "\x01");
+        let mut out = format!("8=FIX.4.4\x019={}\x01{fields}", fields.len()).into_bytes();
+        let sum = checksum(&out);
+        out.extend_from_slice(format!("10={sum:03}\x01").as_bytes());
+        out
+    }
+
+    fn msg_types(out: &[u8]) -> Vec<String> {
+        String::from_utf8_lossy(out)
+            .split('\x01')
+            .filter_map(|f| f.strip_prefix("35="))
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn heartbeat_test_request_and_timeout_follow_the_heartbeat_interval() {
+        let mut s = Session::new(
+            SessionConfig::new("FIX.4.4", "ISLD", "TW"),
+            Dictionaries::shared(),
+            MessageStore::in_memory(),
+        )
+        .unwrap();
+        let mut app = EchoApplication::new();
+        let t0 = 1_700_000_000_000;
+        let mut out = Vec::new();
+        let logon = frame("35=A|34=1|49=TW|52=<T>|56=ISLD|98=0|108=10|", t0);
+        s.on_frame(
+            logon,
+            &mut Io {
+                now: t0,
+                out: &mut out,
+                app: &mut app,
+            },
+        );
+        assert!(s.is_logged_on());
+        let mut at = |ms: i64, s: &mut Session| {
+            let mut out = Vec::new();
+            s.on_tick(&mut Io {
+                now: t0 + ms,
+                out: &mut out,
+                app: &mut app,
+            });
+            msg_types(&out)
+        };
+        assert!(at(9_900, &mut s).is_empty());
+        assert_eq!(
+            at(10_000, &mut s),
+            vec!["0"],
+            "heartbeat after 10 s of silence"
+        );
+        assert!(at(11_000, &mut s).is_empty());
+        assert_eq!(
+            at(12_000, &mut s),
+            vec!["1"],
+            "test request after 12 s without input"
+        );
+        assert!(
+            at(20_000, &mut s).is_empty(),
+            "no heartbeat while a test request is out"
+        );
+        assert!(!s.wants_disconnect());
+        at(24_000, &mut s);
+        assert!(s.wants_disconnect(), "disconnect after 24 s without input");
+        assert_eq!(s.next_sender_seq(), 4);
+    }
+
+    #[test]
+    fn a_message_after_a_gap_is_queued_and_processed_once_the_gap_fills() {
+        let mut s = Session::new(
+            SessionConfig::new("FIX.4.4", "ISLD", "TW"),
+            Dictionaries::shared(),
+            MessageStore::in_memory(),
+        )
+        .unwrap();
+        let mut app = EchoApplication::new();
+        let now = 1_700_000_000_000;
+        let mut out = Vec::new();
+        for f in [
+            "35=A|34=1|49=TW|52=<T>|56=ISLD|98=0|108=30|",
+            "35=1|34=3|49=TW|52=<T>|56=ISLD|112=LATER|",
+        ] {
+            s.on_frame(
+                frame(f, now),
+                &mut Io {
+                    now,
+                    out: &mut out,
+                    app: &mut app,
+                },
+            );
+        }
+        assert_eq!(msg_types(&out), vec!["A", "2"]);
+        assert_eq!(s.next_target_seq(), 2);
+        out.clear();
+        let gap = frame("35=1|34=2|49=TW|52=<T>|56=ISLD|112=FIRST|", now);
+        s.on_frame(
+            gap,
+            &mut Io {
+                now,
+                out: &mut out,
+                app: &mut app,
+            },
+        );
+        let text = String::from_utf8_lossy(&out).replace('\x01', "|");
+        assert_eq!(msg_types(&out), vec!["0", "0"], "{text}");
+        assert!(text.find("112=FIRST").unwrap() < text.find("112=LATER").unwrap());
+        assert_eq!(s.next_target_seq(), 4);
+    }
+}
