@@ -38,6 +38,12 @@ use super::time::{now_millis, Millis};
 pub const TICK_MS: i64 = 100;
 /// How long a connection may stay without a session.
 pub const UNBOUND_TIMEOUT_MS: i64 = 10_000;
+/// Bytes read from one connection before the loop turns to the others
+/// (the connection is read again on the next turn).
+pub const READ_BUDGET: usize = 256 * 1024;
+/// Unsent output above which a connection whose peer does not read is
+/// closed.
+pub const MAX_PENDING_OUTPUT: usize = 16 * 1024 * 1024;
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
@@ -100,6 +106,8 @@ pub struct FixServer<A: Application> {
     lookup: HashMap<(String, String, String), usize>,
     app: A,
     max_frame: usize,
+    /// Connections with input left to read (their read budget ran out).
+    ready: Vec<usize>,
 }
 
 impl<A: Application> FixServer<A> {
@@ -144,6 +152,7 @@ impl<A: Application> FixServer<A> {
             lookup,
             app,
             max_frame: config.max_frame_bytes,
+            ready: Vec::new(),
         })
     }
 
@@ -184,6 +193,9 @@ impl<A: Application> FixServer<A> {
                         }
                     }
                 }
+            }
+            for ci in std::mem::take(&mut self.ready) {
+                self.read(ci);
             }
             let now = now_millis();
             if now - last_tick >= TICK_MS {
@@ -239,7 +251,15 @@ impl<A: Application> FixServer<A> {
     fn read(&mut self, ci: usize) {
         let mut buf = [0u8; 16 * 1024];
         let mut eof = false;
+        let mut budget = READ_BUDGET;
         loop {
+            if budget == 0 {
+                // Fairness: come back to this connection on the next turn.
+                if !self.ready.contains(&ci) {
+                    self.ready.push(ci);
+                }
+                break;
+            }
             let Some(conn) = self.conns.get_mut(ci).and_then(Option::as_mut) else {
                 return;
             };
@@ -250,7 +270,10 @@ impl<A: Application> FixServer<A> {
                         eof = true;
                         break;
                     }
-                    Ok(_) => continue,
+                    Ok(n) => {
+                        budget = budget.saturating_sub(n);
+                        continue;
+                    }
                     Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                     Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                     Err(_) => {
@@ -265,6 +288,7 @@ impl<A: Application> FixServer<A> {
                     break;
                 }
                 Ok(n) => {
+                    budget = budget.saturating_sub(n);
                     conn.cutter.extend(&buf[..n]);
                     self.process_frames(ci);
                 }

@@ -117,3 +117,29 @@ fn garbage_before_logon_closes_only_that_connection() {
     assert_eq!(twin.receive(T), Received::Closed);
     test_request(&mut b, "B", 2, "B-ALIVE", 2);
 }
+
+#[test]
+fn a_flooding_connection_does_not_starve_other_sessions() {
+    let gw = start_echo_gateway(sessions(), None);
+    let addr = gw.local_addr();
+    let mut a = logon(addr, "A");
+    let mut b = logon(addr, "B");
+    let flood = garbage(1024 * 1024, 7);
+    let mut flooder = a.stream.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        for _ in 0..8 {
+            if flooder.write_all(&flood).is_err() {
+                break;
+            }
+        }
+    });
+    for i in 0..20u64 {
+        test_request(&mut b, "B", 2 + i, &format!("B{i}"), 2 + i);
+    }
+    writer.join().unwrap();
+    // A is still logged on once the flood ends.
+    a.send(&vec![b'x'; 40 * 1024]);
+    a.send(b"8=FIX.4.4\x019=5\x0135=0\x0110=000\x01");
+    test_request(&mut a, "A", 2, "A-AFTER", 2);
+}
