@@ -45,6 +45,17 @@ pub trait Application {
         message: &Message,
         replies: &mut Vec<OutMessage>,
     ) -> Result<(), AppReject>;
+
+    /// Whether [`Application::poll`] produces messages; the event loop then
+    /// calls it on every turn and sleeps at most a millisecond.
+    fn polls(&self) -> bool {
+        false
+    }
+
+    /// Messages that arise outside a request (execution reports from the
+    /// engine): each goes to the session whose
+    /// [`SessionConfig::session_name`] is given.
+    fn poll(&mut self, _send: &mut dyn FnMut(&str, OutMessage)) {}
 }
 
 /// The acceptance fixture: echoes every NewOrderSingle (D) and

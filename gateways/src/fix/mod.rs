@@ -15,10 +15,12 @@
 //! | [`store`] | sequence numbers and sent messages, in files or memory | event loop |
 //! | [`server`] | the `mio` acceptor: connections, session binding, ticks | event loop |
 //! | [`app`] | the application boundary and the echo fixture | event loop |
+//! | [`exchange`] | order entry onto the engine, execution reports from its events | event loop |
 //! | [`time`] | UTC timestamps | any |
 
 pub mod app;
 pub mod dictionary;
+pub mod exchange;
 pub mod frame;
 pub mod message;
 pub mod server;
@@ -29,5 +31,6 @@ pub mod validate;
 
 pub use app::{AppReject, Application, EchoApplication};
 pub use dictionary::Dictionaries;
+pub use exchange::ExchangeApplication;
 pub use server::{FixServer, FixServerConfig, FixServerHandle, ServerError};
 pub use session::{Session, SessionConfig};

@@ -104,6 +104,7 @@ pub struct FixServer<A: Application> {
     sessions: Vec<Session>,
     session_conn: Vec<Option<usize>>,
     lookup: HashMap<(String, String, String), usize>,
+    by_name: HashMap<String, usize>,
     app: A,
     max_frame: usize,
     /// Connections with input left to read (their read budget ran out).
@@ -124,6 +125,7 @@ impl<A: Application> FixServer<A> {
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let mut sessions = Vec::new();
         let mut lookup = HashMap::new();
+        let mut by_name = HashMap::new();
         for sc in config.sessions {
             let key = (
                 sc.begin_string.clone(),
@@ -137,6 +139,7 @@ impl<A: Application> FixServer<A> {
                 Some(dir) => MessageStore::open(dir, &sc.session_name())?,
                 None => MessageStore::in_memory(),
             };
+            by_name.insert(sc.session_name(), sessions.len());
             lookup.insert(key, sessions.len());
             sessions.push(Session::new(sc, dictionaries.clone(), store)?);
         }
@@ -150,6 +153,7 @@ impl<A: Application> FixServer<A> {
             sessions,
             session_conn: vec![None; n],
             lookup,
+            by_name,
             app,
             max_frame: config.max_frame_bytes,
             ready: Vec::new(),
@@ -197,6 +201,9 @@ impl<A: Application> FixServer<A> {
             for ci in std::mem::take(&mut self.ready) {
                 self.read(ci);
             }
+            if self.app.polls() {
+                self.deliver_app_messages();
+            }
             let now = now_millis();
             if now - last_tick >= TICK_MS {
                 last_tick = now;
@@ -212,6 +219,33 @@ impl<A: Application> FixServer<A> {
             }
         }
         Ok(())
+    }
+
+    /// Routes what the application produced on its own to the sessions.
+    fn deliver_app_messages(&mut self) {
+        let mut outgoing = Vec::new();
+        self.app
+            .poll(&mut |name, msg| outgoing.push((name.to_string(), msg)));
+        let now = now_millis();
+        let mut scratch = Vec::new();
+        for (name, msg) in outgoing {
+            let Some(&si) = self.by_name.get(&name) else {
+                continue;
+            };
+            let conn = self.session_conn[si].and_then(|ci| self.conns[ci].as_mut());
+            let out = match conn {
+                Some(c) => &mut c.out,
+                // Not connected: stored for a resend, not written.
+                None => &mut scratch,
+            };
+            let mut io = Io {
+                now,
+                out,
+                app: &mut self.app,
+            };
+            self.sessions[si].send_app(msg, &mut io);
+            scratch.clear();
+        }
     }
 
     fn accept(&mut self) -> io::Result<()> {

@@ -2,6 +2,7 @@
 //! the echo fixture, hostile input at a live session, and restarts.
 
 mod acceptance;
+mod exchange;
 mod hostile;
 mod persistence;
 mod support;
