@@ -5,7 +5,8 @@
 //!
 //! Scope of this first slice: limit and market orders on binary markets
 //! (the YES leg, prices in whole cents), time in force GTC (and Day),
-//! IOC and FOK, cancels by OrigClOrdID, and cancel-on-disconnect (a
+//! IOC and FOK, cancels and cancel/replaces by OrigClOrdID, mass cancels
+//! (all orders or one symbol), and cancel-on-disconnect (a
 //! journaled mass cancel when a configured session logs out or drops).
 //! The account is the session's
 //! first configured account, or Account (1) when it names another account
@@ -42,6 +43,13 @@ struct Order {
     cancel_cl_ord_id: Option<String>,
 }
 
+/// A cancel/replace in flight: the new ClOrdID and engine client order id.
+struct PendingReplace {
+    account: u32,
+    orig_client_order_id: u64,
+    cl_ord_id: String,
+}
+
 /// Maps FIX order entry onto the engine.
 pub struct ExchangeApplication {
     sender: CommandSender,
@@ -55,6 +63,8 @@ pub struct ExchangeApplication {
     /// Engine order id to (account, engine client order id).
     by_order_id: HashMap<u64, (u32, u64)>,
     next_exec_id: u64,
+    /// Cancel/replace requests in flight, by (account, new engine client order id).
+    replaces: HashMap<(u32, u64), PendingReplace>,
 }
 
 impl std::fmt::Debug for ExchangeApplication {
@@ -104,6 +114,7 @@ impl ExchangeApplication {
             by_cl_ord_id: HashMap::new(),
             by_order_id: HashMap::new(),
             next_exec_id: 1,
+            replaces: HashMap::new(),
         }
     }
 
@@ -323,6 +334,136 @@ impl ExchangeApplication {
         Ok(())
     }
 
+    fn cancel_reject(
+        cl_ord_id: &str,
+        orig: &str,
+        order_id: &str,
+        response_to: &str,
+        text: &str,
+    ) -> OutMessage {
+        let mut r = OutMessage::new("9");
+        r.set(11, cl_ord_id)
+            .set(37, order_id)
+            .set(39, "8")
+            .set(41, orig)
+            .set(58, text)
+            .set(102, "1")
+            .set(434, response_to);
+        r
+    }
+
+    fn replace(
+        &mut self,
+        session: &SessionConfig,
+        message: &Message,
+        replies: &mut Vec<OutMessage>,
+    ) -> Result<(), AppReject> {
+        let account = Self::account(session, message)?;
+        let orig = String::from_utf8_lossy(message.body_value(41).unwrap_or_default()).into_owned();
+        let cl_ord_id =
+            String::from_utf8_lossy(message.body_value(11).unwrap_or_default()).into_owned();
+        let Some(target) = self.by_cl_ord_id.get(&(account, orig.clone())).copied() else {
+            replies.push(Self::cancel_reject(
+                &cl_ord_id,
+                &orig,
+                "NONE",
+                "2",
+                "Unknown order",
+            ));
+            return Ok(());
+        };
+        if self
+            .by_cl_ord_id
+            .contains_key(&(account, cl_ord_id.clone()))
+        {
+            replies.push(Self::cancel_reject(
+                &cl_ord_id,
+                &orig,
+                "NONE",
+                "2",
+                "Duplicate ClOrdID",
+            ));
+            return Ok(());
+        }
+        let quantity = message
+            .body_value(38)
+            .and_then(whole_number)
+            .filter(|q| *q > 0);
+        let price = message.body_value(44).and_then(whole_number);
+        let (Some(quantity), Some(price)) = (quantity, price) else {
+            let text = "OrderQty and Price must be whole numbers";
+            replies.push(Self::cancel_reject(&cl_ord_id, &orig, "NONE", "2", text));
+            return Ok(());
+        };
+        let new_id = self.next_client_order_id;
+        self.next_client_order_id += 1;
+        let cmd = Command::replace_by_client_id(account, target, new_id, price as i64, quantity);
+        match self.sender.try_submit(cmd) {
+            Ok(_) => {
+                self.replaces.insert(
+                    (account, new_id),
+                    PendingReplace {
+                        account,
+                        orig_client_order_id: target,
+                        cl_ord_id,
+                    },
+                );
+            }
+            Err(e) => replies.push(Self::cancel_reject(
+                &cl_ord_id,
+                &orig,
+                "NONE",
+                "2",
+                &e.to_string(),
+            )),
+        }
+        Ok(())
+    }
+
+    fn mass_cancel(
+        &mut self,
+        session: &SessionConfig,
+        message: &Message,
+        replies: &mut Vec<OutMessage>,
+    ) -> Result<(), AppReject> {
+        let account = Self::account(session, message)?;
+        let cl_ord_id = message.body_value(11).unwrap_or_default().to_vec();
+        let request_type = message.body_value(530).unwrap_or(b"7").to_vec();
+        let instrument = match request_type.as_slice() {
+            b"7" => Ok(None),
+            b"1" => {
+                let symbol = String::from_utf8_lossy(message.body_value(55).unwrap_or_default())
+                    .into_owned();
+                self.symbols
+                    .get(&symbol)
+                    .map(|id| Some(*id))
+                    .ok_or("Unknown symbol")
+            }
+            _ => Err("MassCancelRequestType must be 1 (security) or 7 (all orders)"),
+        };
+        let mut report = OutMessage::new("r");
+        report
+            .set(11, &cl_ord_id)
+            .set(37, "NONE")
+            .set(530, &request_type);
+        let outcome = instrument.and_then(|i| {
+            self.sender
+                .try_submit(Command::mass_cancel(account, i))
+                .map_err(|_| "Busy: try again")
+        });
+        match outcome {
+            // The cancelled orders follow as ExecutionReports.
+            Ok(_) => {
+                report.set(531, &request_type);
+            }
+            Err(text) => {
+                report.set(531, "0").set(532, "99").set(58, text);
+            }
+        }
+        replies.push(report);
+        Ok(())
+    }
+
     fn on_event(&mut self, event: &Event, send: &mut dyn FnMut(&str, OutMessage)) {
         let Some(view) = event.decode() else {
             return;
@@ -361,6 +502,35 @@ impl ExchangeApplication {
                             emit(Some((session, er)));
                             if let Some(o) = self.orders.remove(&key) {
                                 self.by_cl_ord_id.remove(&(account, o.cl_ord_id));
+                            }
+                        }
+                    }
+                    Some(CommandKind::Replace) => {
+                        // The reject names the new or the original client
+                        // order id; find the request either way.
+                        let pending = self.replaces.remove(&key).or_else(|| {
+                            let new_key = self
+                                .replaces
+                                .iter()
+                                .find(|(k, p)| {
+                                    k.0 == account && p.orig_client_order_id == client_order_id
+                                })
+                                .map(|(k, _)| *k)?;
+                            self.replaces.remove(&new_key)
+                        });
+                        if let Some(p) = pending {
+                            let orig_key = (p.account, p.orig_client_order_id);
+                            if let Some(o) = self.orders.get(&orig_key) {
+                                let order_id = o.order_id.to_string();
+                                let mut r = Self::cancel_reject(
+                                    &p.cl_ord_id,
+                                    &o.cl_ord_id,
+                                    &order_id,
+                                    "2",
+                                    reason.text(),
+                                );
+                                r.set(39, if o.cum_qty > 0 { "1" } else { "0" });
+                                emit(Some((o.session.clone(), r)));
                             }
                         }
                     }
@@ -406,6 +576,40 @@ impl ExchangeApplication {
                         er.set(31, price.to_string()).set(32, quantity.to_string());
                         emit(Some((session, er)));
                     }
+                }
+            }
+            EventView::OrderReplaced {
+                account,
+                order_id,
+                client_order_id,
+                quantity,
+                leaves,
+                ..
+            } => {
+                let new_key = (account, client_order_id);
+                let Some(p) = self.replaces.remove(&new_key) else {
+                    return;
+                };
+                let Some(mut o) = self.orders.remove(&(account, p.orig_client_order_id)) else {
+                    return;
+                };
+                let orig_cl_ord_id = std::mem::replace(&mut o.cl_ord_id, p.cl_ord_id.clone());
+                self.by_cl_ord_id.remove(&(account, orig_cl_ord_id.clone()));
+                self.by_cl_ord_id
+                    .insert((account, p.cl_ord_id), client_order_id);
+                self.by_order_id.remove(&o.order_id);
+                o.order_id = order_id;
+                o.quantity = quantity.max(o.cum_qty + leaves);
+                self.by_order_id.insert(order_id, new_key);
+                self.orders.insert(new_key, o);
+                let status = if self.orders[&new_key].cum_qty > 0 {
+                    "1"
+                } else {
+                    "0"
+                };
+                if let Some((session, mut er)) = self.exec_report(new_key, "5", status) {
+                    er.set(41, orig_cl_ord_id);
+                    emit(Some((session, er)));
                 }
             }
             EventView::OrderCancelled {
@@ -465,6 +669,8 @@ impl Application for ExchangeApplication {
         match message.msg_type() {
             b"D" => self.new_order(session, message, replies),
             b"F" => self.cancel(session, message, replies),
+            b"G" => self.replace(session, message, replies),
+            b"q" => self.mass_cancel(session, message, replies),
             _ => Err(AppReject::UnsupportedMessageType),
         }
     }

@@ -193,6 +193,46 @@ fn orders_fill_between_sessions_and_cancel_with_execution_reports() {
     seller.send("H", "11=S1|54=2|55=RAIN|");
     check(&seller.receive(), &[("35", "j"), ("380", "3")]);
 
+    // Cancel/replace: new price and a smaller quantity under a new ClOrdID.
+    buyer.send("D", "11=B4|21=1|38=10|40=2|44=30|54=1|55=RAIN|60=<T>|");
+    check(&buyer.receive(), &[("150", "0"), ("11", "B4")]);
+    buyer.send("G", "11=B5|21=1|38=6|40=2|41=B4|44=31|54=1|55=RAIN|60=<T>|");
+    let replaced = buyer.receive();
+    check(
+        &replaced,
+        &[
+            ("35", "8"),
+            ("150", "5"),
+            ("39", "0"),
+            ("11", "B5"),
+            ("41", "B4"),
+            ("38", "6"),
+            ("151", "6"),
+        ],
+    );
+    buyer.send("G", "11=B6|21=1|38=6|40=2|41=B4|44=31|54=1|55=RAIN|60=<T>|");
+    check(
+        &buyer.receive(),
+        &[("35", "9"), ("434", "2"), ("58", "Unknown order")],
+    );
+    // Engine-side refusal of a replace: price outside 1..=99.
+    buyer.send(
+        "G",
+        "11=B7|21=1|38=6|40=2|41=B5|44=100|54=1|55=RAIN|60=<T>|",
+    );
+    check(
+        &buyer.receive(),
+        &[("35", "9"), ("434", "2"), ("11", "B7"), ("41", "B5")],
+    );
+
+    // Mass cancel: the report, then the cancelled order.
+    buyer.send("q", "11=M1|530=7|60=<T>|");
+    check(
+        &buyer.receive(),
+        &[("35", "r"), ("11", "M1"), ("530", "7"), ("531", "7")],
+    );
+    check(&buyer.receive(), &[("35", "8"), ("150", "4"), ("11", "B5")]);
+
     gateway.stop().unwrap();
     drop(admin);
     assert!(pipeline.shutdown().health.is_ok());
