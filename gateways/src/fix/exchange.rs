@@ -28,6 +28,7 @@ use ringex_core::records::{
 use super::app::{AppReject, Application};
 use super::message::{Message, OutMessage};
 use super::session::SessionConfig;
+use super::time::{now_millis, Millis};
 
 struct Order {
     session: String,
@@ -41,6 +42,8 @@ struct Order {
     notional: u128,
     /// The ClOrdID of a cancel request in flight for this order.
     cancel_cl_ord_id: Option<String>,
+    /// The order was cancelled (by request, IOC/FOK remainder, mass cancel...).
+    cancelled: bool,
 }
 
 /// A cancel/replace in flight: the new ClOrdID and engine client order id.
@@ -65,6 +68,8 @@ pub struct ExchangeApplication {
     next_exec_id: u64,
     /// Cancel/replace requests in flight, by (account, new engine client order id).
     replaces: HashMap<(u32, u64), PendingReplace>,
+    /// Per-session token buckets: (tokens, last refill in ms).
+    throttles: HashMap<String, (f64, Millis)>,
 }
 
 impl std::fmt::Debug for ExchangeApplication {
@@ -115,6 +120,7 @@ impl ExchangeApplication {
             by_order_id: HashMap::new(),
             next_exec_id: 1,
             replaces: HashMap::new(),
+            throttles: HashMap::new(),
         }
     }
 
@@ -133,6 +139,28 @@ impl ExchangeApplication {
         };
         name.parse()
             .map_err(|_| not_authorized("the account is not numeric"))
+    }
+
+    /// Takes one token from the session's bucket (refilled continuously at
+    /// `max_orders_per_sec`, holding at most one second's worth).
+    fn throttled(&mut self, session: &SessionConfig) -> bool {
+        let Some(rate) = session.max_orders_per_sec else {
+            return false;
+        };
+        let rate = f64::from(rate);
+        let now = now_millis();
+        let bucket = self
+            .throttles
+            .entry(session.session_name())
+            .or_insert((rate, now));
+        bucket.0 = (bucket.0 + (now - bucket.1) as f64 / 1000.0 * rate).min(rate);
+        bucket.1 = now;
+        if bucket.0 >= 1.0 {
+            bucket.0 -= 1.0;
+            false
+        } else {
+            true
+        }
     }
 
     fn exec_report(
@@ -190,11 +218,26 @@ impl ExchangeApplication {
         let account = Self::account(session, message)?;
         let cl_ord_id =
             String::from_utf8_lossy(message.body_value(11).unwrap_or_default()).into_owned();
-        if self
-            .by_cl_ord_id
-            .contains_key(&(account, cl_ord_id.clone()))
-        {
+        if let Some(&known) = self.by_cl_ord_id.get(&(account, cl_ord_id.clone())) {
+            if message.header_flag(97) {
+                // PossResend of an order we have: answer with its status
+                // instead of placing it twice.
+                let status = match self.orders.get(&(account, known)) {
+                    Some(o) if o.cancelled => "4",
+                    Some(o) if o.cum_qty >= o.quantity => "2",
+                    Some(o) if o.cum_qty > 0 => "1",
+                    _ => "0",
+                };
+                if let Some((_, er)) = self.exec_report((account, known), "I", status) {
+                    replies.push(er);
+                }
+                return Ok(());
+            }
             Self::reject_new(message, "Duplicate ClOrdID", replies);
+            return Ok(());
+        }
+        if self.throttled(session) {
+            Self::reject_new(message, "Throttle limit exceeded", replies);
             return Ok(());
         }
         let symbol =
@@ -285,6 +328,7 @@ impl ExchangeApplication {
                         cum_qty: 0,
                         notional: 0,
                         cancel_cl_ord_id: None,
+                        cancelled: false,
                     },
                 );
             }
@@ -619,10 +663,10 @@ impl ExchangeApplication {
                 ..
             } => {
                 let key = (account, client_order_id);
-                let cancel_id = self
-                    .orders
-                    .get_mut(&key)
-                    .and_then(|o| o.cancel_cl_ord_id.take());
+                let cancel_id = self.orders.get_mut(&key).and_then(|o| {
+                    o.cancelled = true;
+                    o.cancel_cl_ord_id.take()
+                });
                 if let Some((session, mut er)) = self.exec_report(key, "4", "4") {
                     if let Some(cancel_id) = cancel_id {
                         let orig = self
@@ -666,6 +710,13 @@ impl Application for ExchangeApplication {
         message: &Message,
         replies: &mut Vec<OutMessage>,
     ) -> Result<(), AppReject> {
+        if matches!(message.msg_type(), b"F" | b"G" | b"q") && self.throttled(session) {
+            return Err(AppReject::Business {
+                reason: 0,
+                ref_tag: None,
+                text: Some("Throttle limit exceeded".to_string()),
+            });
+        }
         match message.msg_type() {
             b"D" => self.new_order(session, message, replies),
             b"F" => self.cancel(session, message, replies),

@@ -69,6 +69,10 @@ pub struct SessionConfig {
     /// Largest accepted difference between SendingTime and our clock.
     #[serde(default = "default_max_latency")]
     pub max_latency_secs: u32,
+    /// Most order-entry messages (D, F, G, q) per second the application
+    /// accepts from this session; those beyond are rejected. None: no limit.
+    #[serde(default)]
+    pub max_orders_per_sec: Option<u32>,
 }
 
 impl SessionConfig {
@@ -85,6 +89,7 @@ impl SessionConfig {
             reset_on_logon: false,
             cancel_on_disconnect: false,
             max_latency_secs: default_max_latency(),
+            max_orders_per_sec: None,
         }
     }
 

@@ -225,6 +225,24 @@ fn orders_fill_between_sessions_and_cancel_with_execution_reports() {
         &[("35", "9"), ("434", "2"), ("11", "B7"), ("41", "B5")],
     );
 
+    // A PossResend of a known order gets its status, not a second order.
+    seller.send("D", "97=Y|11=S1|21=1|38=4|40=2|44=40|54=2|55=RAIN|60=<T>|");
+    check(
+        &seller.receive(),
+        &[
+            ("35", "8"),
+            ("150", "I"),
+            ("39", "2"),
+            ("11", "S1"),
+            ("14", "4"),
+        ],
+    );
+    buyer.send("D", "97=Y|11=B1|21=1|38=10|40=2|44=40|54=1|55=RAIN|60=<T>|");
+    check(
+        &buyer.receive(),
+        &[("35", "8"), ("150", "I"), ("39", "4"), ("11", "B1")],
+    );
+
     // Mass cancel: the report, then the cancelled order.
     buyer.send("q", "11=M1|530=7|60=<T>|");
     check(
@@ -292,6 +310,65 @@ fn cancel_on_disconnect_pulls_the_sessions_orders() {
             break;
         }
     }
+    gateway.stop().unwrap();
+    drop(admin);
+    assert!(pipeline.shutdown().health.is_ok());
+}
+
+#[test]
+fn order_entry_beyond_the_session_rate_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = PipelineConfig::two_core_default(dir.path())
+        .with_engine(EngineConfig::small())
+        .with_timer(None);
+    let pipeline = Pipeline::start(config).unwrap();
+    let sink = pipeline.register_sink("fix", 1 << 16, OverflowPolicy::DropNewest);
+    let mut admin = pipeline.sender();
+    for cmd in [
+        Command::add_instrument(InstrumentSpec::binary(1, 0)),
+        Command::add_account(11),
+        Command::deposit(11, 0, 1_000_000),
+    ] {
+        admin.try_submit(cmd).unwrap();
+    }
+    let symbols: HashMap<String, u32> = [("RAIN".to_string(), 1)].into_iter().collect();
+    let app = ExchangeApplication::new(pipeline.sender(), sink.receiver.clone(), symbols);
+    let mut limited = session("BUYER", "11");
+    limited.max_orders_per_sec = Some(5);
+    let gateway = FixServer::spawn(
+        FixServerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            store_dir: None,
+            max_frame_bytes: 16 * 1024,
+            sessions: vec![limited],
+        },
+        Dictionaries::shared(),
+        app,
+    )
+    .unwrap();
+    let mut buyer = Trader::logon(gateway.local_addr(), "BUYER");
+    for i in 0..12 {
+        buyer.send(
+            "D",
+            &format!("11=T{i}|21=1|38=1|40=2|44=10|54=1|55=RAIN|60=<T>|"),
+        );
+    }
+    let (mut accepted, mut throttled) = (0, 0);
+    for _ in 0..12 {
+        let er = buyer.receive();
+        match field(&er, "150") {
+            Some("0") => accepted += 1,
+            Some("8") => {
+                assert_eq!(field(&er, "58"), Some("Throttle limit exceeded"), "{er}");
+                throttled += 1;
+            }
+            _ => panic!("unexpected {er}"),
+        }
+    }
+    // A burst of 12 within well under a second: the bucket holds 5 (one
+    // more may refill while the burst arrives).
+    assert!((5..=6).contains(&accepted), "{accepted} accepted");
+    assert_eq!(accepted + throttled, 12);
     gateway.stop().unwrap();
     drop(admin);
     assert!(pipeline.shutdown().health.is_ok());
