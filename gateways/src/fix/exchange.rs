@@ -5,7 +5,8 @@
 //!
 //! Scope of this first slice: limit and market orders on binary markets
 //! (the YES leg, prices in whole cents), time in force GTC (and Day),
-//! IOC and FOK, cancels and cancel/replaces by OrigClOrdID, mass cancels
+//! IOC and FOK, cancels and cancel/replaces by OrigClOrdID, order status
+//! requests, mass cancels
 //! (all orders or one symbol), and cancel-on-disconnect (a
 //! journaled mass cancel when a configured session logs out or drops).
 //! The account is the session's
@@ -222,12 +223,7 @@ impl ExchangeApplication {
             if message.header_flag(97) {
                 // PossResend of an order we have: answer with its status
                 // instead of placing it twice.
-                let status = match self.orders.get(&(account, known)) {
-                    Some(o) if o.cancelled => "4",
-                    Some(o) if o.cum_qty >= o.quantity => "2",
-                    Some(o) if o.cum_qty > 0 => "1",
-                    _ => "0",
-                };
+                let status = self.order_status((account, known));
                 if let Some((_, er)) = self.exec_report((account, known), "I", status) {
                     replies.push(er);
                 }
@@ -460,6 +456,47 @@ impl ExchangeApplication {
                 "2",
                 &e.to_string(),
             )),
+        }
+        Ok(())
+    }
+
+    fn order_status(&self, key: (u32, u64)) -> &'static str {
+        match self.orders.get(&key) {
+            Some(o) if o.cancelled => "4",
+            Some(o) if o.cum_qty >= o.quantity => "2",
+            Some(o) if o.cum_qty > 0 => "1",
+            _ => "0",
+        }
+    }
+
+    fn status(
+        &mut self,
+        session: &SessionConfig,
+        message: &Message,
+        replies: &mut Vec<OutMessage>,
+    ) -> Result<(), AppReject> {
+        let account = Self::account(session, message)?;
+        let cl_ord_id =
+            String::from_utf8_lossy(message.body_value(11).unwrap_or_default()).into_owned();
+        let Some(&known) = self.by_cl_ord_id.get(&(account, cl_ord_id)) else {
+            let mut er = OutMessage::new("8");
+            er.set(6, "0")
+                .set(11, message.body_value(11).unwrap_or_default())
+                .set(14, "0")
+                .set(17, "0")
+                .set(37, "NONE")
+                .set(39, "8")
+                .set(54, message.body_value(54).unwrap_or(b"1"))
+                .set(55, message.body_value(55).unwrap_or_default())
+                .set(58, "Unknown order")
+                .set(150, "I")
+                .set(151, "0");
+            replies.push(er);
+            return Ok(());
+        };
+        let status = self.order_status((account, known));
+        if let Some((_, er)) = self.exec_report((account, known), "I", status) {
+            replies.push(er);
         }
         Ok(())
     }
@@ -721,6 +758,7 @@ impl Application for ExchangeApplication {
             b"D" => self.new_order(session, message, replies),
             b"F" => self.cancel(session, message, replies),
             b"G" => self.replace(session, message, replies),
+            b"H" => self.status(session, message, replies),
             b"q" => self.mass_cancel(session, message, replies),
             _ => Err(AppReject::UnsupportedMessageType),
         }

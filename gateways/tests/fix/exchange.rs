@@ -191,6 +191,27 @@ fn orders_fill_between_sessions_and_cancel_with_execution_reports() {
     );
 
     seller.send("H", "11=S1|54=2|55=RAIN|");
+    check(
+        &seller.receive(),
+        &[
+            ("35", "8"),
+            ("150", "I"),
+            ("39", "2"),
+            ("11", "S1"),
+            ("14", "4"),
+        ],
+    );
+    seller.send("H", "11=NOPE|54=2|55=RAIN|");
+    check(
+        &seller.receive(),
+        &[
+            ("35", "8"),
+            ("150", "I"),
+            ("39", "8"),
+            ("58", "Unknown order"),
+        ],
+    );
+    seller.send("V", "262=MD1|263=0|264=1|267=1|269=0|146=1|55=RAIN|");
     check(&seller.receive(), &[("35", "j"), ("380", "3")]);
 
     // Cancel/replace: new price and a smaller quantity under a new ClOrdID.
