@@ -14,6 +14,8 @@
 //!   (ring → journal → engine → publisher), in `hdrhistogram`;
 //! - [`journal_perf`] — `ringex-perf journal`: append throughput per
 //!   durability policy next to a raw sequential write of the same bytes;
+//! - [`config`] — the TOML configuration file (defaults compiled in,
+//!   presets for a 2-core machine and a dedicated server);
 //! - [`compare`] — `ringex-perf compare RUN_A RUN_B`: ratios per percentile;
 //! - [`results`], [`hgrm`], [`plot`], [`progress`] — the results folder
 //!   every scenario writes, its `.hgrm` files, its SVG plots, and the
@@ -38,6 +40,7 @@
 #![warn(missing_docs)]
 
 pub mod compare;
+pub mod config;
 pub mod demo;
 pub mod error;
 pub mod hgrm;

@@ -6,6 +6,7 @@ use std::io::IsTerminal;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use ringex_perf::compare::{compare, render_compare};
+use ringex_perf::config::{LoadedConfig, RingexConfig, DEFAULT_TOML, PRESETS};
 use ringex_perf::demo::{run_demo, DemoOptions};
 use ringex_perf::journal_perf::{
     render_journal, run_journal, write_journal_results, JournalOptions,
@@ -39,6 +40,8 @@ enum Cmd {
     All(AllArgs),
     /// Ratio per percentile of two results folders' latency distributions, drawn on one plot.
     Compare(CompareArgs),
+    /// Print the documented default configuration file or a preset, or check a file.
+    Config(ConfigArgs),
     /// A live binary and spot market in the terminal (market maker + takers).
     Demo(DemoArgs),
 }
@@ -107,12 +110,17 @@ struct PipelineArgs {
     /// Warm-up seconds per rate (sent, not recorded).
     #[arg(long, default_value_t = 1.0)]
     warmup: f64,
-    /// Journal durability: none | write | fsync-batch | fsync-ms:N.
-    #[arg(long, default_value = "write")]
-    durability: Durability,
+    /// Journal durability: none | write | fsync-batch | fsync-ms:N (default: the
+    /// configuration file's, else write).
+    #[arg(long)]
+    durability: Option<Durability>,
     /// Stage preset: two-core | dedicated:J,E,P (core ids of journaler, engine, publisher).
-    #[arg(long, default_value = "two-core")]
-    preset: Preset,
+    #[arg(long, conflicts_with = "config")]
+    preset: Option<Preset>,
+    /// Configuration file (TOML; `ringex-perf config` prints every key), or a
+    /// built-in preset name: two-core | dedicated-server.
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
     /// Stream seed.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -149,6 +157,9 @@ struct JournalArgs {
     /// Parent folder of the temporary journals (default: the system temp dir).
     #[arg(long)]
     dir: Option<std::path::PathBuf>,
+    /// Configuration file or preset name; its [journal] segment_mib is used.
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -167,8 +178,21 @@ struct AllArgs {
     /// Measured commands of the core scenario.
     #[arg(long, default_value_t = 1_000_000)]
     commands: usize,
+    /// Configuration file or preset name for the pipeline (and the journal's segment size).
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
     #[command(flatten)]
     common: CommonArgs,
+}
+
+#[derive(Args, Debug)]
+struct ConfigArgs {
+    /// Print this preset instead of the defaults: two-core | dedicated-server.
+    #[arg(long, conflicts_with = "check")]
+    preset: Option<String>,
+    /// Check this file (or preset name) and print every value it resolves to.
+    #[arg(long)]
+    check: Option<std::path::PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -227,9 +251,20 @@ fn core_report(
     Ok((text, report))
 }
 
+fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Option<LoadedConfig>> {
+    path.map(RingexConfig::load)
+        .transpose()
+        .map_err(anyhow::Error::from)
+}
+
+fn config_file(c: Option<&LoadedConfig>) -> Option<(&std::path::Path, &str)> {
+    c.map(|c| (c.path.as_path(), c.text.as_str()))
+}
+
 fn pipeline_report(
     opts: PipelineOptions,
     dir: &ResultsDir,
+    loaded: Option<&LoadedConfig>,
 ) -> anyhow::Result<(String, ringex_perf::pipeline::PipelineReport)> {
     anyhow::ensure!(
         opts.duration > 0.0 && opts.duration <= 600.0,
@@ -247,19 +282,25 @@ fn pipeline_report(
     let report = run_pipeline(opts, &progress);
     progress.finish();
     let mut report = report.context("pipeline run failed")?;
-    write_pipeline_results(dir, &mut report, None).context("writing the pipeline results")?;
+    write_pipeline_results(dir, &mut report, config_file(loaded))
+        .context("writing the pipeline results")?;
     Ok((render_pipeline(&report), report))
 }
 
 fn journal_report(
-    opts: JournalOptions,
+    mut opts: JournalOptions,
     dir: &ResultsDir,
+    loaded: Option<&LoadedConfig>,
 ) -> anyhow::Result<(String, ringex_perf::journal_perf::JournalReport)> {
+    if let Some(c) = loaded {
+        opts.segment_size = c.config.journal.segment_mib << 20;
+    }
     let progress = Progress::new(opts.durabilities.len() as u64, "journal");
     let report = run_journal(opts, &progress);
     progress.finish();
     let mut report = report.context("journal run failed")?;
-    write_journal_results(dir, &mut report, None).context("writing the journal results")?;
+    write_journal_results(dir, &mut report, config_file(loaded))
+        .context("writing the journal results")?;
     Ok((render_journal(&report), report))
 }
 
@@ -306,19 +347,26 @@ fn main() -> anyhow::Result<()> {
             emit(&text, &report, a.common.json)?;
         }
         Cmd::Pipeline(a) => {
+            let loaded = load_config(a.config.as_deref())?;
             let dir = ResultsDir::create(a.common.out.as_deref(), "pipeline")?;
+            let durability = a
+                .durability
+                .or(loaded.as_ref().map(|c| c.config.durability()))
+                .unwrap_or(Durability(ringex_journal::DurabilityPolicy::Write));
             let (text, report) = pipeline_report(
                 PipelineOptions {
                     rates: a.rates,
                     duration: a.duration,
                     warmup: a.warmup,
-                    durability: a.durability,
-                    preset: a.preset,
+                    durability,
+                    preset: a.preset.unwrap_or(Preset::TwoCore),
+                    config: loaded.as_ref().map(|c| c.config.clone()),
                     seed: a.seed,
                     max_commands: a.max_commands,
                     journal_dir: a.journal_dir,
                 },
                 &dir,
+                loaded.as_ref(),
             )?;
             emit(&text, &report, a.common.json)?;
         }
@@ -327,6 +375,7 @@ fn main() -> anyhow::Result<()> {
                 a.max_mib > 0 && a.max_mib <= 16 << 10,
                 "--max-mib must be in 1..=16384"
             );
+            let loaded = load_config(a.config.as_deref())?;
             let dir = ResultsDir::create(a.common.out.as_deref(), "journal")?;
             let (text, report) = journal_report(
                 JournalOptions {
@@ -340,11 +389,13 @@ fn main() -> anyhow::Result<()> {
                     ..JournalOptions::default()
                 },
                 &dir,
+                loaded.as_ref(),
             )?;
             emit(&text, &report, a.common.json)?;
         }
         Cmd::All(a) => {
             anyhow::ensure!(a.commands > 0, "--commands must be positive");
+            let loaded = load_config(a.config.as_deref())?;
             let dir = ResultsDir::create(a.common.out.as_deref(), "all")?;
             let (core_text, core) = core_report(
                 CoreOptions {
@@ -361,13 +412,19 @@ fn main() -> anyhow::Result<()> {
                     rates: a.rates,
                     duration: a.duration,
                     warmup: a.warmup,
-                    durability: "write".parse().map_err(anyhow::Error::msg)?,
+                    durability: loaded
+                        .as_ref()
+                        .map_or(Durability(ringex_journal::DurabilityPolicy::Write), |c| {
+                            c.config.durability()
+                        }),
                     preset: Preset::TwoCore,
+                    config: loaded.as_ref().map(|c| c.config.clone()),
                     seed: 1,
                     max_commands: 12_000_000,
                     journal_dir: None,
                 },
                 &dir.child("pipeline")?,
+                loaded.as_ref(),
             )?;
             let (journal_text, journal) = journal_report(
                 JournalOptions {
@@ -376,6 +433,7 @@ fn main() -> anyhow::Result<()> {
                     ..JournalOptions::default()
                 },
                 &dir.child("journal")?,
+                loaded.as_ref(),
             )?;
             let text = format!(
                 "{core_text}\n{pipeline_text}\n{journal_text}\nresults:    {}\n",
@@ -401,6 +459,20 @@ fn main() -> anyhow::Result<()> {
             let dir = ResultsDir::create(a.common.out.as_deref(), "compare")?;
             let report = compare(&a.run_a, &a.run_b, Some(&dir)).context("compare failed")?;
             emit(&render_compare(&report), &report, a.common.json)?;
+        }
+        Cmd::Config(a) => {
+            if let Some(path) = a.check {
+                let loaded = RingexConfig::load(&path)?;
+                println!("# {} resolves to:", loaded.path.display());
+                print!("{}", toml::to_string(&loaded.config)?);
+            } else if let Some(name) = a.preset {
+                let (_, text) = PRESETS.iter().find(|(p, _)| *p == name).ok_or_else(|| {
+                    anyhow::anyhow!("unknown preset {name:?} (two-core | dedicated-server)")
+                })?;
+                print!("{text}");
+            } else {
+                print!("{DEFAULT_TOML}");
+            }
         }
         Cmd::Demo(a) => {
             let stdout = std::io::stdout();

@@ -173,8 +173,11 @@ pub struct PipelineOptions {
     pub warmup: f64,
     /// Journal durability policy.
     pub durability: Durability,
-    /// Stage preset.
+    /// Stage preset (ignored when `config` is given).
     pub preset: Preset,
+    /// A configuration file's values: rings, stages, engine capacities and
+    /// risk, journal (its durability is replaced by `durability`).
+    pub config: Option<crate::config::RingexConfig>,
     /// Stream seed.
     pub seed: u64,
     /// Most commands (warm-up plus measured) one rate may offer; the
@@ -183,6 +186,65 @@ pub struct PipelineOptions {
     /// Where to put the journal (a fresh temporary directory under it per
     /// rate); `None`: the system's temporary directory.
     pub journal_dir: Option<PathBuf>,
+}
+
+impl PipelineOptions {
+    /// Whether the stages busy-spin (and so this harness's producer and sink may).
+    pub fn spins(&self) -> bool {
+        match &self.config {
+            Some(c) => c.spins(),
+            None => self.preset.spins(),
+        }
+    }
+
+    /// What sets the stages: `preset <name>` or `config file`.
+    pub fn stages_label(&self) -> String {
+        match &self.config {
+            Some(_) => "config".into(),
+            None => self.preset.to_string(),
+        }
+    }
+
+    /// Checks that a configuration file's engine can hold the stream.
+    fn check_engine_fits(&self, params: &StreamParams) -> Result<()> {
+        let Some(c) = &self.config else { return Ok(()) };
+        let have = c.engine_config();
+        let need = params.engine_config(have.risk);
+        for (key, has, needs) in [
+            (
+                "max_orders",
+                u64::from(have.max_orders),
+                u64::from(need.max_orders),
+            ),
+            (
+                "max_accounts",
+                u64::from(have.max_accounts),
+                u64::from(need.max_accounts),
+            ),
+            (
+                "max_instruments",
+                u64::from(have.max_instruments),
+                u64::from(need.max_instruments),
+            ),
+            (
+                "max_assets",
+                u64::from(have.max_assets),
+                u64::from(need.max_assets),
+            ),
+            (
+                "max_price_levels",
+                u64::from(have.max_price_levels),
+                u64::from(need.max_price_levels),
+            ),
+        ] {
+            if has < needs {
+                return Err(Error::Unexpected(format!(
+                    "configuration [engine] {key} = {has} cannot hold the benchmark stream (needs {needs})"
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Percentiles of one histogram, in nanoseconds.
@@ -327,6 +389,7 @@ pub fn run_pipeline(opts: PipelineOptions, progress: &Progress) -> Result<Pipeli
         commands: most as usize,
         ..StreamParams::default()
     };
+    opts.check_engine_fits(&params)?;
     let started = Instant::now();
     let stream = generate(&params);
     let generation_seconds = started.elapsed().as_secs_f64();
@@ -401,12 +464,15 @@ fn run_rate(
         }
         None => builder.tempdir()?,
     };
-    let config = opts
-        .preset
-        .config(dir.path())
-        .with_durability(opts.durability.0)
-        .with_engine(params.engine_config(RiskMode::Enabled))
-        .with_timer(None);
+    let config = match &opts.config {
+        Some(file) => file.pipeline_config(dir.path()),
+        None => opts
+            .preset
+            .config(dir.path())
+            .with_engine(params.engine_config(RiskMode::Enabled)),
+    }
+    .with_durability(opts.durability.0)
+    .with_timer(None);
     let pipeline = Pipeline::start(config).map_err(|e| Error::Unexpected(e.to_string()))?;
     let sink = pipeline.register_sink("perf", 1 << 20, OverflowPolicy::DropNewest);
     let sink_stats = Arc::clone(&sink.stats);
@@ -417,7 +483,7 @@ fn run_rate(
     let t0 = Arc::new(AtomicU64::new(u64::MAX));
     let highest = Arc::new(AtomicU64::new(0));
     let sent: Arc<Vec<AtomicU64>> = Arc::new((0..total).map(|_| AtomicU64::new(0)).collect());
-    let spins = opts.preset.spins();
+    let spins = opts.spins();
 
     // The sink: first event of each sequence completes that command.
     let sink_thread = {
@@ -637,7 +703,9 @@ pub fn write_pipeline_results(
         let name = dir.write_hgrm(
             &format!(
                 "latency-{}-{}-{}",
-                report.options.preset, report.options.durability, r.target_rate
+                report.options.stages_label(),
+                report.options.durability,
+                r.target_rate
             ),
             &r.histogram,
         )?;
@@ -652,8 +720,9 @@ pub fn write_pipeline_results(
     percentile_plot(
         &dir.path().join("latency-percentiles.svg"),
         &format!(
-            "pipeline open-loop latency, preset {}, durability {}",
-            o.preset, o.durability
+            "pipeline open-loop latency, stages {}, durability {}",
+            o.stages_label(),
+            o.durability
         ),
         &lines,
     )?;
@@ -704,8 +773,13 @@ pub fn render_pipeline(r: &PipelineReport) -> String {
     let _ = writeln!(s, "machine:    {}", r.machine);
     let _ = writeln!(
         s,
-        "config:     preset {}, durability {}, risk on, warm-up {} s, measured {} s per rate, seed {}",
-        o.preset, o.durability, o.warmup, o.duration, o.seed
+        "config:     stages {}, durability {}, risk {}, warm-up {} s, measured {} s per rate, seed {}",
+        o.stages_label(),
+        o.durability,
+        o.config.as_ref().map_or("on", |c| c.engine.risk.as_str()),
+        o.warmup,
+        o.duration,
+        o.seed
     );
     let _ = writeln!(
         s,
@@ -809,6 +883,7 @@ mod tests {
             warmup: 1.0,
             durability: Durability(DurabilityPolicy::Write),
             preset: Preset::TwoCore,
+            config: None,
             seed: 1,
             max_commands: 2_000_000,
             journal_dir: None,

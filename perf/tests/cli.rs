@@ -388,3 +388,106 @@ mod results {
         assert!(out.path().join("summary.txt").is_file());
     }
 }
+
+mod config {
+    use super::run;
+    use std::process::Command;
+
+    fn perf(args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_ringex-perf"))
+            .args(args)
+            .output()
+            .expect("ringex-perf runs")
+    }
+
+    #[test]
+    fn config_prints_the_documented_defaults_and_the_presets() {
+        let out = perf(&["config"]);
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout).unwrap();
+        for section in ["[pipeline]", "[pipeline.engine]", "[engine]", "[journal]"] {
+            assert!(text.contains(section), "no {section}");
+        }
+        let out = perf(&["config", "--preset", "dedicated-server"]);
+        assert!(String::from_utf8(out.stdout).unwrap().contains("busy-spin"));
+        let out = perf(&["config", "--check", "dedicated-server"]);
+        let resolved = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            resolved.contains("durability = \"fsync-batch\"")
+                && resolved.contains("max_price_levels")
+        );
+        assert!(!perf(&["config", "--preset", "eight-core"]).status.success());
+    }
+
+    #[test]
+    fn a_pipeline_run_uses_a_configuration_file_and_keeps_a_copy() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("ringex.toml");
+        std::fs::write(
+            &file,
+            "[pipeline]\ninput_ring_size = 1024\n[pipeline.engine]\nwait = \"sleep:20\"\n[journal]\ndurability = \"none\"\n",
+        )
+        .unwrap();
+        let out = tmp.path().join("run");
+        let (text, json) = run(&[
+            "pipeline",
+            "--rate",
+            "5000",
+            "--duration",
+            "0.2",
+            "--warmup",
+            "0",
+            "--config",
+            file.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--json",
+        ]);
+        assert!(text.contains("stages config, durability none"), "{text}");
+        assert_eq!(
+            json["options"]["config"]["pipeline"]["input_ring_size"],
+            1024
+        );
+        assert_eq!(
+            json["options"]["config"]["pipeline"]["engine"]["wait"],
+            "sleep:20"
+        );
+        assert_eq!(json["rates"][0]["healthy"], true);
+        assert_eq!(
+            std::fs::read_to_string(out.join("config.toml")).unwrap(),
+            std::fs::read_to_string(&file).unwrap()
+        );
+        let config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap())
+                .unwrap();
+        assert_eq!(config["config_file"].as_str(), file.to_str());
+    }
+
+    #[test]
+    fn bad_configuration_files_are_refused_before_anything_runs() {
+        let tmp = tempfile::tempdir().unwrap();
+        for (text, needle) in [
+            ("[pipeline]\nring = 3\n", "ring"),
+            ("[engine]\nmax_accounts = 10\n", "max_accounts"),
+        ] {
+            let file = tmp.path().join("bad.toml");
+            std::fs::write(&file, text).unwrap();
+            let out = perf(&[
+                "pipeline",
+                "--rate",
+                "1000",
+                "--duration",
+                "0.1",
+                "--config",
+                file.to_str().unwrap(),
+                "--out",
+                tmp.path().join("never").to_str().unwrap(),
+            ]);
+            assert!(!out.status.success());
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+        let out = perf(&["pipeline", "--preset", "two-core", "--config", "two-core"]);
+        assert!(!out.status.success(), "--preset and --config conflict");
+    }
+}
