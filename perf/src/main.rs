@@ -348,26 +348,25 @@ fn main() -> anyhow::Result<()> {
         }
         Cmd::Pipeline(a) => {
             let loaded = load_config(a.config.as_deref())?;
-            let dir = ResultsDir::create(a.common.out.as_deref(), "pipeline")?;
             let durability = a
                 .durability
                 .or(loaded.as_ref().map(|c| c.config.durability()))
                 .unwrap_or(Durability(ringex_journal::DurabilityPolicy::Write));
-            let (text, report) = pipeline_report(
-                PipelineOptions {
-                    rates: a.rates,
-                    duration: a.duration,
-                    warmup: a.warmup,
-                    durability,
-                    preset: a.preset.unwrap_or(Preset::TwoCore),
-                    config: loaded.as_ref().map(|c| c.config.clone()),
-                    seed: a.seed,
-                    max_commands: a.max_commands,
-                    journal_dir: a.journal_dir,
-                },
-                &dir,
-                loaded.as_ref(),
-            )?;
+            let opts = PipelineOptions {
+                rates: a.rates,
+                duration: a.duration,
+                warmup: a.warmup,
+                durability,
+                preset: a.preset.unwrap_or(Preset::TwoCore),
+                config: loaded.as_ref().map(|c| c.config.clone()),
+                seed: a.seed,
+                max_commands: a.max_commands,
+                journal_dir: a.journal_dir,
+            };
+            // Refuse bad options before a results folder appears.
+            opts.check()?;
+            let dir = ResultsDir::create(a.common.out.as_deref(), "pipeline")?;
+            let (text, report) = pipeline_report(opts, &dir, loaded.as_ref())?;
             emit(&text, &report, a.common.json)?;
         }
         Cmd::Journal(a) => {

@@ -205,6 +205,29 @@ impl PipelineOptions {
         }
     }
 
+    /// Checks the options before anything runs: positive rates and times,
+    /// and that a configuration file's stages can start on this machine and
+    /// its engine can hold the benchmark stream.
+    pub fn check(&self) -> Result<()> {
+        if self.rates.is_empty() || self.rates.contains(&0) {
+            return Err(Error::Unexpected("rates must be positive".into()));
+        }
+        if !(self.duration > 0.0 && self.warmup >= 0.0) {
+            return Err(Error::Unexpected(
+                "duration must be positive and warm-up not negative".into(),
+            ));
+        }
+        if let Some(c) = &self.config {
+            c.pipeline_config(Path::new("unused"))
+                .validate()
+                .map_err(|e| Error::Unexpected(format!("configuration: {e}")))?;
+        }
+        self.check_engine_fits(&StreamParams {
+            seed: self.seed,
+            ..StreamParams::default()
+        })
+    }
+
     /// Checks that a configuration file's engine can hold the stream.
     fn check_engine_fits(&self, params: &StreamParams) -> Result<()> {
         let Some(c) = &self.config else { return Ok(()) };
@@ -367,14 +390,7 @@ fn plan(rate: u64, opts: &PipelineOptions) -> (u64, u64) {
 /// Runs every rate (one progress step each); [`write_pipeline_results`]
 /// writes the results folder.
 pub fn run_pipeline(opts: PipelineOptions, progress: &Progress) -> Result<PipelineReport> {
-    if opts.rates.is_empty() || opts.rates.contains(&0) {
-        return Err(Error::Unexpected("rates must be positive".into()));
-    }
-    if !(opts.duration > 0.0 && opts.warmup >= 0.0) {
-        return Err(Error::Unexpected(
-            "duration must be positive and warm-up not negative".into(),
-        ));
-    }
+    opts.check()?;
     let most = opts
         .rates
         .iter()
@@ -389,7 +405,6 @@ pub fn run_pipeline(opts: PipelineOptions, progress: &Progress) -> Result<Pipeli
         commands: most as usize,
         ..StreamParams::default()
     };
-    opts.check_engine_fits(&params)?;
     let started = Instant::now();
     let stream = generate(&params);
     let generation_seconds = started.elapsed().as_secs_f64();

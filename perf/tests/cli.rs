@@ -486,6 +486,10 @@ mod config {
             assert!(!out.status.success());
             let err = String::from_utf8_lossy(&out.stderr);
             assert!(err.contains(needle), "{text}: {err}");
+            assert!(
+                !tmp.path().join("never").exists(),
+                "no results folder for a refused run"
+            );
         }
         let out = perf(&["pipeline", "--preset", "two-core", "--config", "two-core"]);
         assert!(!out.status.success(), "--preset and --config conflict");
