@@ -12,6 +12,8 @@
 
 #![warn(missing_docs)]
 
+pub mod competitors;
+
 use ringex_core::records::{Command, Event, EventView, OrderSpec, Side, TimeInForce};
 use ringex_core::{Engine, EngineConfig, RiskMode};
 use ringex_perf::stream::{Generator, LiveOrder, Rng, StreamParams, INSTRUMENT, MID_PRICE};

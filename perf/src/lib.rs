@@ -12,6 +12,14 @@
 //! - [`pipeline`] — `ringex-perf pipeline`: open-loop latency (no
 //!   coordinated omission) at fixed rates through the running pipeline
 //!   (ring → journal → engine → publisher), in `hdrhistogram`;
+//! - [`journal_perf`] — `ringex-perf journal`: append throughput per
+//!   durability policy next to a raw sequential write of the same bytes;
+//! - [`config`] — the TOML configuration file (defaults compiled in,
+//!   presets for a 2-core machine and a dedicated server);
+//! - [`compare`] — `ringex-perf compare RUN_A RUN_B`: ratios per percentile;
+//! - [`results`], [`hgrm`], [`plot`], [`progress`] — the results folder
+//!   every scenario writes, its `.hgrm` files, its SVG plots, and the
+//!   progress bar on stderr;
 //! - [`demo`] — `ringex-perf demo`: a small live market in the terminal;
 //! - [`sys`] — the machine and the process (`VmRSS`) for reports.
 //!
@@ -31,9 +39,16 @@
 
 #![warn(missing_docs)]
 
+pub mod compare;
+pub mod config;
 pub mod demo;
 pub mod error;
+pub mod hgrm;
+pub mod journal_perf;
 pub mod pipeline;
+pub mod plot;
+pub mod progress;
+pub mod results;
 pub mod scale;
 pub mod stream;
 pub mod sys;

@@ -5,8 +5,17 @@ use std::io::IsTerminal;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use ringex_perf::compare::{compare, render_compare};
+use ringex_perf::config::{LoadedConfig, RingexConfig, DEFAULT_TOML, PRESETS};
 use ringex_perf::demo::{run_demo, DemoOptions};
-use ringex_perf::pipeline::{render_pipeline, run_pipeline, Durability, PipelineOptions, Preset};
+use ringex_perf::journal_perf::{
+    render_journal, run_journal, write_journal_results, JournalOptions,
+};
+use ringex_perf::pipeline::{
+    render_pipeline, run_pipeline, write_pipeline_results, Durability, PipelineOptions, Preset,
+};
+use ringex_perf::progress::Progress;
+use ringex_perf::results::ResultsDir;
 use ringex_perf::scale::{render_scale, run_scale, ScaleOptions};
 use ringex_perf::throughput::{render_core, run_core, CoreOptions};
 
@@ -25,8 +34,27 @@ enum Cmd {
     Scale(ScaleArgs),
     /// Open-loop latency at fixed rates through ring -> journal -> engine -> publisher.
     Pipeline(PipelineArgs),
+    /// Journal append throughput per durability policy vs a raw sequential write of the same bytes.
+    Journal(JournalArgs),
+    /// core, pipeline and journal in turn, one results folder with a subfolder each.
+    All(AllArgs),
+    /// Ratio per percentile of two results folders' latency distributions, drawn on one plot.
+    Compare(CompareArgs),
+    /// Print the documented default configuration file or a preset, or check a file.
+    Config(ConfigArgs),
     /// A live binary and spot market in the terminal (market maker + takers).
     Demo(DemoArgs),
+}
+
+/// Flags every measuring scenario takes.
+#[derive(Args, Debug, Clone)]
+struct CommonArgs {
+    /// Results folder (default: perf-results/<scenario>-<UTC timestamp>/).
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
+    /// Print one JSON object as the last line of stdout.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -46,9 +74,8 @@ struct CoreArgs {
     /// Engine dedup window of finished client order ids (default: the engine's default, 262,144).
     #[arg(long)]
     dedup_window: Option<u32>,
-    /// Print one JSON object as the last line of stdout.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    common: CommonArgs,
 }
 
 #[derive(Args, Debug)]
@@ -68,9 +95,8 @@ struct ScaleArgs {
     /// Asset slots per account.
     #[arg(long, default_value_t = 2)]
     assets: u16,
-    /// Print one JSON object as the last line of stdout.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    common: CommonArgs,
 }
 
 #[derive(Args, Debug)]
@@ -84,12 +110,17 @@ struct PipelineArgs {
     /// Warm-up seconds per rate (sent, not recorded).
     #[arg(long, default_value_t = 1.0)]
     warmup: f64,
-    /// Journal durability: none | write | fsync-batch | fsync-ms:N.
-    #[arg(long, default_value = "write")]
-    durability: Durability,
+    /// Journal durability: none | write | fsync-batch | fsync-ms:N (default: the
+    /// configuration file's, else write).
+    #[arg(long)]
+    durability: Option<Durability>,
     /// Stage preset: two-core | dedicated:J,E,P (core ids of journaler, engine, publisher).
-    #[arg(long, default_value = "two-core")]
-    preset: Preset,
+    #[arg(long, conflicts_with = "config")]
+    preset: Option<Preset>,
+    /// Configuration file (TOML; `ringex-perf config` prints every key), or a
+    /// built-in preset name: two-core | dedicated-server.
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
     /// Stream seed.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -99,15 +130,79 @@ struct PipelineArgs {
     /// Directory for the journals (a fresh temporary one per rate inside it; default: the system temp dir).
     #[arg(long)]
     journal_dir: Option<std::path::PathBuf>,
-    /// Where the `pipeline-<timestamp>/` results folder goes.
-    #[arg(long, default_value = "perf-results")]
-    out_dir: std::path::PathBuf,
-    /// Write no results folder.
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Args, Debug)]
+struct JournalArgs {
+    /// Durability policies (comma-separated): none | write | fsync-batch | fsync-ms:N.
+    #[arg(long = "durability", value_delimiter = ',', default_values_t = ["none".parse::<Durability>().expect("policy"), "write".parse().expect("policy"), "fsync-batch".parse().expect("policy")])]
+    durabilities: Vec<Durability>,
+    /// Measured seconds per policy (at most; --max-mib may end it sooner).
+    #[arg(long, default_value_t = 1.0)]
+    duration: f64,
+    /// Warm-up seconds per policy (appended, not recorded).
+    #[arg(long, default_value_t = 0.2)]
+    warmup: f64,
+    /// Payload bytes per record (80: a command record).
+    #[arg(long, default_value_t = 80)]
+    payload: usize,
+    /// Records per batch (end_batch after each).
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Most MiB of framed records measured per policy (bounds disk use).
+    #[arg(long, default_value_t = 256)]
+    max_mib: u64,
+    /// Parent folder of the temporary journals (default: the system temp dir).
     #[arg(long)]
-    no_files: bool,
-    /// Print one JSON object as the last line of stdout.
+    dir: Option<std::path::PathBuf>,
+    /// Configuration file or preset name; its [journal] segment_mib is used.
     #[arg(long)]
-    json: bool,
+    config: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Args, Debug)]
+struct AllArgs {
+    /// Pipeline target rates in commands/s.
+    #[arg(long = "rate", value_delimiter = ',', default_values_t = [100_000u64, 500_000])]
+    rates: Vec<u64>,
+    /// Measured seconds per pipeline rate and per journal policy.
+    #[arg(long, default_value_t = 2.0)]
+    duration: f64,
+    /// Warm-up seconds per pipeline rate and per journal policy.
+    #[arg(long, default_value_t = 0.5)]
+    warmup: f64,
+    /// Measured commands of the core scenario.
+    #[arg(long, default_value_t = 1_000_000)]
+    commands: usize,
+    /// Configuration file or preset name for the pipeline (and the journal's segment size).
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Args, Debug)]
+struct ConfigArgs {
+    /// Print this preset instead of the defaults: two-core | dedicated-server.
+    #[arg(long, conflicts_with = "check")]
+    preset: Option<String>,
+    /// Check this file (or preset name) and print every value it resolves to.
+    #[arg(long)]
+    check: Option<std::path::PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct CompareArgs {
+    /// The baseline results folder (A).
+    run_a: std::path::PathBuf,
+    /// The results folder compared with it (B); ratios are B / A.
+    run_b: std::path::PathBuf,
+    #[command(flatten)]
+    common: CommonArgs,
 }
 
 #[derive(Args, Debug)]
@@ -126,65 +221,256 @@ struct DemoArgs {
     json: bool,
 }
 
+fn emit<T: serde::Serialize>(text: &str, report: &T, json: bool) -> anyhow::Result<()> {
+    print!("{text}");
+    if json {
+        println!("{}", serde_json::to_string(report)?);
+    }
+    Ok(())
+}
+
+fn core_report(
+    opts: CoreOptions,
+    dir: &ResultsDir,
+) -> anyhow::Result<(String, ringex_perf::throughput::CoreReport)> {
+    let progress = Progress::new(1, "core");
+    progress.set_message(format!(
+        "{} commands, {} runs per subject",
+        opts.commands, opts.runs
+    ));
+    let report = run_core(opts);
+    progress.finish();
+    let text = format!(
+        "{}results:    {}\n",
+        render_core(&report),
+        dir.path().display()
+    );
+    dir.write_context(&report.machine, &report.params, None)?;
+    dir.write_json("summary.json", &report)?;
+    dir.write_text("summary.txt", &text)?;
+    Ok((text, report))
+}
+
+fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Option<LoadedConfig>> {
+    path.map(RingexConfig::load)
+        .transpose()
+        .map_err(anyhow::Error::from)
+}
+
+fn config_file(c: Option<&LoadedConfig>) -> Option<(&std::path::Path, &str)> {
+    c.map(|c| (c.path.as_path(), c.text.as_str()))
+}
+
+fn pipeline_report(
+    opts: PipelineOptions,
+    dir: &ResultsDir,
+    loaded: Option<&LoadedConfig>,
+) -> anyhow::Result<(String, ringex_perf::pipeline::PipelineReport)> {
+    anyhow::ensure!(
+        opts.duration > 0.0 && opts.duration <= 600.0,
+        "--duration must be in (0, 600]"
+    );
+    anyhow::ensure!(
+        opts.warmup >= 0.0 && opts.warmup <= 60.0,
+        "--warmup must be in [0, 60]"
+    );
+    anyhow::ensure!(
+        opts.max_commands > 0 && opts.max_commands <= 100_000_000,
+        "--max-commands must be in 1..=100000000"
+    );
+    let progress = Progress::new(opts.rates.len() as u64, "pipeline");
+    let report = run_pipeline(opts, &progress);
+    progress.finish();
+    let mut report = report.context("pipeline run failed")?;
+    write_pipeline_results(dir, &mut report, config_file(loaded))
+        .context("writing the pipeline results")?;
+    Ok((render_pipeline(&report), report))
+}
+
+fn journal_report(
+    mut opts: JournalOptions,
+    dir: &ResultsDir,
+    loaded: Option<&LoadedConfig>,
+) -> anyhow::Result<(String, ringex_perf::journal_perf::JournalReport)> {
+    if let Some(c) = loaded {
+        opts.segment_size = c.config.journal.segment_mib << 20;
+    }
+    let progress = Progress::new(opts.durabilities.len() as u64, "journal");
+    let report = run_journal(opts, &progress);
+    progress.finish();
+    let mut report = report.context("journal run failed")?;
+    write_journal_results(dir, &mut report, config_file(loaded))
+        .context("writing the journal results")?;
+    Ok((render_journal(&report), report))
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Cmd::Core(a) => {
             anyhow::ensure!(a.commands > 0, "--commands must be positive");
-            let report = run_core(CoreOptions {
-                commands: a.commands,
-                seed: a.seed,
-                runs: a.runs,
-                max_orders: a.max_orders,
-                dedup_window: a.dedup_window,
-            });
-            print!("{}", render_core(&report));
-            if a.json {
-                println!("{}", serde_json::to_string(&report)?);
-            }
+            anyhow::ensure!(a.runs > 0, "--runs must be positive");
+            let dir = ResultsDir::create(a.common.out.as_deref(), "core")?;
+            let (text, report) = core_report(
+                CoreOptions {
+                    commands: a.commands,
+                    seed: a.seed,
+                    runs: a.runs,
+                    max_orders: a.max_orders,
+                    dedup_window: a.dedup_window,
+                },
+                &dir,
+            )?;
+            emit(&text, &report, a.common.json)?;
         }
         Cmd::Scale(a) => {
-            let report = run_scale(ScaleOptions {
+            let dir = ResultsDir::create(a.common.out.as_deref(), "scale")?;
+            let opts = ScaleOptions {
                 instruments: a.instruments,
                 accounts: a.accounts,
                 orders: a.orders,
                 instruments_per_account: a.instruments_per_account,
                 assets: a.assets,
-            })
-            .context("scale run failed")?;
-            print!("{}", render_scale(&report));
-            if a.json {
-                println!("{}", serde_json::to_string(&report)?);
-            }
+            };
+            let progress = Progress::new(1, "scale");
+            let report = run_scale(opts);
+            progress.finish();
+            let report = report.context("scale run failed")?;
+            let text = format!(
+                "{}results:    {}\n",
+                render_scale(&report),
+                dir.path().display()
+            );
+            dir.write_context(&report.machine, &opts, None)?;
+            dir.write_json("summary.json", &report)?;
+            dir.write_text("summary.txt", &text)?;
+            emit(&text, &report, a.common.json)?;
         }
         Cmd::Pipeline(a) => {
-            anyhow::ensure!(
-                a.duration > 0.0 && a.duration <= 600.0,
-                "--duration must be in (0, 600]"
-            );
-            anyhow::ensure!(
-                a.warmup >= 0.0 && a.warmup <= 60.0,
-                "--warmup must be in [0, 60]"
-            );
-            anyhow::ensure!(
-                a.max_commands > 0 && a.max_commands <= 100_000_000,
-                "--max-commands must be in 1..=100000000"
-            );
-            let report = run_pipeline(PipelineOptions {
+            let loaded = load_config(a.config.as_deref())?;
+            let durability = a
+                .durability
+                .or(loaded.as_ref().map(|c| c.config.durability()))
+                .unwrap_or(Durability(ringex_journal::DurabilityPolicy::Write));
+            let opts = PipelineOptions {
                 rates: a.rates,
                 duration: a.duration,
                 warmup: a.warmup,
-                durability: a.durability,
-                preset: a.preset,
+                durability,
+                preset: a.preset.unwrap_or(Preset::TwoCore),
+                config: loaded.as_ref().map(|c| c.config.clone()),
                 seed: a.seed,
                 max_commands: a.max_commands,
                 journal_dir: a.journal_dir,
-                out_dir: (!a.no_files).then_some(a.out_dir),
-            })
-            .context("pipeline run failed")?;
-            print!("{}", render_pipeline(&report));
-            if a.json {
-                println!("{}", serde_json::to_string(&report)?);
+            };
+            // Refuse bad options before a results folder appears.
+            opts.check()?;
+            let dir = ResultsDir::create(a.common.out.as_deref(), "pipeline")?;
+            let (text, report) = pipeline_report(opts, &dir, loaded.as_ref())?;
+            emit(&text, &report, a.common.json)?;
+        }
+        Cmd::Journal(a) => {
+            anyhow::ensure!(
+                a.max_mib > 0 && a.max_mib <= 16 << 10,
+                "--max-mib must be in 1..=16384"
+            );
+            let loaded = load_config(a.config.as_deref())?;
+            let dir = ResultsDir::create(a.common.out.as_deref(), "journal")?;
+            let (text, report) = journal_report(
+                JournalOptions {
+                    durabilities: a.durabilities,
+                    payload: a.payload,
+                    batch: a.batch,
+                    duration: a.duration,
+                    warmup: a.warmup,
+                    max_bytes: a.max_mib << 20,
+                    dir: a.dir,
+                    ..JournalOptions::default()
+                },
+                &dir,
+                loaded.as_ref(),
+            )?;
+            emit(&text, &report, a.common.json)?;
+        }
+        Cmd::All(a) => {
+            anyhow::ensure!(a.commands > 0, "--commands must be positive");
+            let loaded = load_config(a.config.as_deref())?;
+            let dir = ResultsDir::create(a.common.out.as_deref(), "all")?;
+            let (core_text, core) = core_report(
+                CoreOptions {
+                    commands: a.commands,
+                    seed: 1,
+                    runs: 1,
+                    max_orders: None,
+                    dedup_window: None,
+                },
+                &dir.child("core")?,
+            )?;
+            let (pipeline_text, pipeline) = pipeline_report(
+                PipelineOptions {
+                    rates: a.rates,
+                    duration: a.duration,
+                    warmup: a.warmup,
+                    durability: loaded
+                        .as_ref()
+                        .map_or(Durability(ringex_journal::DurabilityPolicy::Write), |c| {
+                            c.config.durability()
+                        }),
+                    preset: Preset::TwoCore,
+                    config: loaded.as_ref().map(|c| c.config.clone()),
+                    seed: 1,
+                    max_commands: 12_000_000,
+                    journal_dir: None,
+                },
+                &dir.child("pipeline")?,
+                loaded.as_ref(),
+            )?;
+            let (journal_text, journal) = journal_report(
+                JournalOptions {
+                    duration: a.duration,
+                    warmup: a.warmup,
+                    ..JournalOptions::default()
+                },
+                &dir.child("journal")?,
+                loaded.as_ref(),
+            )?;
+            let text = format!(
+                "{core_text}\n{pipeline_text}\n{journal_text}\nresults:    {}\n",
+                dir.path().display()
+            );
+            let report = serde_json::json!({
+                "bench": "all",
+                "core": core,
+                "pipeline": pipeline,
+                "journal": journal,
+                "results_dir": dir.path().display().to_string(),
+            });
+            dir.write_context(
+                &core.machine,
+                &serde_json::json!({"scenarios": ["core", "pipeline", "journal"]}),
+                None,
+            )?;
+            dir.write_json("summary.json", &report)?;
+            dir.write_text("summary.txt", &text)?;
+            emit(&text, &report, a.common.json)?;
+        }
+        Cmd::Compare(a) => {
+            let dir = ResultsDir::create(a.common.out.as_deref(), "compare")?;
+            let report = compare(&a.run_a, &a.run_b, Some(&dir)).context("compare failed")?;
+            emit(&render_compare(&report), &report, a.common.json)?;
+        }
+        Cmd::Config(a) => {
+            if let Some(path) = a.check {
+                let loaded = RingexConfig::load(&path)?;
+                println!("# {} resolves to:", loaded.path.display());
+                print!("{}", toml::to_string(&loaded.config)?);
+            } else if let Some(name) = a.preset {
+                let (_, text) = PRESETS.iter().find(|(p, _)| *p == name).ok_or_else(|| {
+                    anyhow::anyhow!("unknown preset {name:?} (two-core | dedicated-server)")
+                })?;
+                print!("{text}");
+            } else {
+                print!("{DEFAULT_TOML}");
             }
         }
         Cmd::Demo(a) => {

@@ -41,8 +41,12 @@ use ringex_journal::DurabilityPolicy;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::hgrm::new_histogram;
+use crate::progress::Progress;
 use crate::stream::{generate, StreamParams};
 use crate::sys::Machine;
+
+pub use crate::hgrm::percentile_distribution;
 
 /// The latency target at 1,000,000 commands/s: p99 under 10 µs.
 pub const TARGET_P99_NS_AT_1M: u64 = 10_000;
@@ -169,8 +173,11 @@ pub struct PipelineOptions {
     pub warmup: f64,
     /// Journal durability policy.
     pub durability: Durability,
-    /// Stage preset.
+    /// Stage preset (ignored when `config` is given).
     pub preset: Preset,
+    /// A configuration file's values: rings, stages, engine capacities and
+    /// risk, journal (its durability is replaced by `durability`).
+    pub config: Option<crate::config::RingexConfig>,
     /// Stream seed.
     pub seed: u64,
     /// Most commands (warm-up plus measured) one rate may offer; the
@@ -179,9 +186,88 @@ pub struct PipelineOptions {
     /// Where to put the journal (a fresh temporary directory under it per
     /// rate); `None`: the system's temporary directory.
     pub journal_dir: Option<PathBuf>,
-    /// Where to create the `pipeline-<timestamp>/` results folder; `None`:
-    /// write no files.
-    pub out_dir: Option<PathBuf>,
+}
+
+impl PipelineOptions {
+    /// Whether the stages busy-spin (and so this harness's producer and sink may).
+    pub fn spins(&self) -> bool {
+        match &self.config {
+            Some(c) => c.spins(),
+            None => self.preset.spins(),
+        }
+    }
+
+    /// What sets the stages: `preset <name>` or `config file`.
+    pub fn stages_label(&self) -> String {
+        match &self.config {
+            Some(_) => "config".into(),
+            None => self.preset.to_string(),
+        }
+    }
+
+    /// Checks the options before anything runs: positive rates and times,
+    /// and that a configuration file's stages can start on this machine and
+    /// its engine can hold the benchmark stream.
+    pub fn check(&self) -> Result<()> {
+        if self.rates.is_empty() || self.rates.contains(&0) {
+            return Err(Error::Unexpected("rates must be positive".into()));
+        }
+        if !(self.duration > 0.0 && self.warmup >= 0.0) {
+            return Err(Error::Unexpected(
+                "duration must be positive and warm-up not negative".into(),
+            ));
+        }
+        if let Some(c) = &self.config {
+            c.pipeline_config(Path::new("unused"))
+                .validate()
+                .map_err(|e| Error::Unexpected(format!("configuration: {e}")))?;
+        }
+        self.check_engine_fits(&StreamParams {
+            seed: self.seed,
+            ..StreamParams::default()
+        })
+    }
+
+    /// Checks that a configuration file's engine can hold the stream.
+    fn check_engine_fits(&self, params: &StreamParams) -> Result<()> {
+        let Some(c) = &self.config else { return Ok(()) };
+        let have = c.engine_config();
+        let need = params.engine_config(have.risk);
+        for (key, has, needs) in [
+            (
+                "max_orders",
+                u64::from(have.max_orders),
+                u64::from(need.max_orders),
+            ),
+            (
+                "max_accounts",
+                u64::from(have.max_accounts),
+                u64::from(need.max_accounts),
+            ),
+            (
+                "max_instruments",
+                u64::from(have.max_instruments),
+                u64::from(need.max_instruments),
+            ),
+            (
+                "max_assets",
+                u64::from(have.max_assets),
+                u64::from(need.max_assets),
+            ),
+            (
+                "max_price_levels",
+                u64::from(have.max_price_levels),
+                u64::from(need.max_price_levels),
+            ),
+        ] {
+            if has < needs {
+                return Err(Error::Unexpected(format!(
+                    "configuration [engine] {key} = {has} cannot hold the benchmark stream (needs {needs})"
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Percentiles of one histogram, in nanoseconds.
@@ -206,7 +292,8 @@ pub struct Percentiles {
 }
 
 impl Percentiles {
-    fn of(h: &Histogram<u64>) -> Percentiles {
+    /// The percentiles of `h`.
+    pub fn of(h: &Histogram<u64>) -> Percentiles {
         Percentiles {
             count: h.len(),
             mean: h.mean(),
@@ -291,11 +378,6 @@ pub struct PipelineReport {
     pub results_dir: Option<String>,
 }
 
-fn new_histogram() -> Histogram<u64> {
-    // 1 ns .. 1 hour, 3 significant digits.
-    Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid histogram bounds")
-}
-
 /// How many commands rate `rate` offers: (warm-up, measured).
 fn plan(rate: u64, opts: &PipelineOptions) -> (u64, u64) {
     let warm = (rate as f64 * opts.warmup).round() as u64;
@@ -305,16 +387,10 @@ fn plan(rate: u64, opts: &PipelineOptions) -> (u64, u64) {
     (warm, measured.min(cap.saturating_sub(warm)).max(1))
 }
 
-/// Runs every rate and, if asked, writes the results folder.
-pub fn run_pipeline(opts: PipelineOptions) -> Result<PipelineReport> {
-    if opts.rates.is_empty() || opts.rates.contains(&0) {
-        return Err(Error::Unexpected("rates must be positive".into()));
-    }
-    if !(opts.duration > 0.0 && opts.warmup >= 0.0) {
-        return Err(Error::Unexpected(
-            "duration must be positive and warm-up not negative".into(),
-        ));
-    }
+/// Runs every rate (one progress step each); [`write_pipeline_results`]
+/// writes the results folder.
+pub fn run_pipeline(opts: PipelineOptions, progress: &Progress) -> Result<PipelineReport> {
+    opts.check()?;
     let most = opts
         .rates
         .iter()
@@ -335,6 +411,7 @@ pub fn run_pipeline(opts: PipelineOptions) -> Result<PipelineReport> {
 
     let mut rates = Vec::with_capacity(opts.rates.len());
     for &rate in &opts.rates {
+        progress.set_message(format!("{rate} commands/s"));
         rates.push(run_rate(
             rate,
             &opts,
@@ -342,13 +419,14 @@ pub fn run_pipeline(opts: PipelineOptions) -> Result<PipelineReport> {
             &stream.setup,
             &stream.measured,
         )?);
+        progress.inc(1);
     }
     let max_sustained_rate = rates
         .iter()
         .filter(|r| r.sustained)
         .map(|r| r.target_rate)
         .max();
-    let mut report = PipelineReport {
+    let report = PipelineReport {
         bench: "pipeline",
         machine: Machine::detect(),
         options: opts.clone(),
@@ -359,9 +437,6 @@ pub fn run_pipeline(opts: PipelineOptions) -> Result<PipelineReport> {
         max_sustained_rate,
         results_dir: None,
     };
-    if let Some(out) = &opts.out_dir {
-        write_results(out, &mut report)?;
-    }
     Ok(report)
 }
 
@@ -404,12 +479,15 @@ fn run_rate(
         }
         None => builder.tempdir()?,
     };
-    let config = opts
-        .preset
-        .config(dir.path())
-        .with_durability(opts.durability.0)
-        .with_engine(params.engine_config(RiskMode::Enabled))
-        .with_timer(None);
+    let config = match &opts.config {
+        Some(file) => file.pipeline_config(dir.path()),
+        None => opts
+            .preset
+            .config(dir.path())
+            .with_engine(params.engine_config(RiskMode::Enabled)),
+    }
+    .with_durability(opts.durability.0)
+    .with_timer(None);
     let pipeline = Pipeline::start(config).map_err(|e| Error::Unexpected(e.to_string()))?;
     let sink = pipeline.register_sink("perf", 1 << 20, OverflowPolicy::DropNewest);
     let sink_stats = Arc::clone(&sink.stats);
@@ -420,7 +498,7 @@ fn run_rate(
     let t0 = Arc::new(AtomicU64::new(u64::MAX));
     let highest = Arc::new(AtomicU64::new(0));
     let sent: Arc<Vec<AtomicU64>> = Arc::new((0..total).map(|_| AtomicU64::new(0)).collect());
-    let spins = opts.preset.spins();
+    let spins = opts.spins();
 
     // The sink: first event of each sequence completes that command.
     let sink_thread = {
@@ -625,113 +703,72 @@ fn wait_for(highest: &AtomicU64, seq: u64, timeout: Duration) -> Result<()> {
     Ok(())
 }
 
-/// Writes `h` in HdrHistogram's percentile-distribution text format
-/// (values in microseconds, five ticks per half distance), as Java's
-/// `outputPercentileDistribution(out, 5, 1000.0)` does.
-pub fn percentile_distribution(h: &Histogram<u64>) -> String {
-    use std::fmt::Write;
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "{:>12} {:>14} {:>10} {:>14}\n",
-        "Value", "Percentile", "TotalCount", "1/(1-Percentile)"
-    );
-    let mut total = 0u64;
-    for v in h.iter_quantiles(5) {
-        total += v.count_since_last_iteration();
-        let q = v.quantile_iterated_to();
-        let value = v.value_iterated_to() as f64 / 1000.0;
-        if q < 1.0 {
-            let _ = writeln!(
-                s,
-                "{value:12.3} {q:2.12} {total:10} {:14.2}",
-                1.0 / (1.0 - q)
-            );
-        } else {
-            let _ = writeln!(s, "{value:12.3} {q:2.12} {total:10}");
-        }
-    }
-    let _ = writeln!(
-        s,
-        "#[Mean    = {:12.3}, StdDeviation   = {:12.3}]",
-        h.mean() / 1000.0,
-        h.stdev() / 1000.0
-    );
-    let _ = writeln!(
-        s,
-        "#[Max     = {:12.3}, Total count    = {:12}]",
-        h.max() as f64 / 1000.0,
-        h.len()
-    );
-    let _ = writeln!(
-        s,
-        "#[Buckets = {:12}, SubBuckets     = {:12}]",
-        h.buckets(),
-        (2 * 10u32.pow(h.sigfig() as u32)).next_power_of_two()
-    );
-    s
-}
-
-/// `YYYYMMDDTHHMMSSZ` of now (UTC).
-fn timestamp() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-fn write_results(out: &Path, report: &mut PipelineReport) -> Result<()> {
-    let base = out.join(format!("pipeline-{}", timestamp()));
-    let mut dir = base.clone();
-    let mut n = 1;
-    while dir.exists() {
-        n += 1;
-        dir = PathBuf::from(format!("{}-{n}", base.display()));
-    }
-    std::fs::create_dir_all(&dir)?;
+/// Writes the `.hgrm` files, the plots, the summary and the context into `dir`:
+/// `latency-<preset>-<durability>-<rate>.hgrm` per rate,
+/// `latency-percentiles.svg` (one line per rate) and
+/// `throughput-latency.svg` (p50/p99/p99.9 against the achieved rate).
+pub fn write_pipeline_results(
+    dir: &crate::results::ResultsDir,
+    report: &mut PipelineReport,
+    config_file: Option<(&Path, &str)>,
+) -> Result<()> {
+    use crate::plot::{percentile_plot, percentile_series, throughput_latency_chart, Series};
+    let mut lines = Vec::new();
     for r in &mut report.rates {
-        let name = format!(
-            "latency-{}-{}-{}.hgrm",
-            report.options.preset.to_string().replace([':', ','], "_"),
-            report.options.durability.to_string().replace(':', "_"),
-            r.target_rate
-        );
-        std::fs::write(dir.join(&name), percentile_distribution(&r.histogram))?;
+        let name = dir.write_hgrm(
+            &format!(
+                "latency-{}-{}-{}",
+                report.options.stages_label(),
+                report.options.durability,
+                r.target_rate
+            ),
+            &r.histogram,
+        )?;
+        let d = crate::hgrm::parse(&std::fs::read_to_string(dir.path().join(&name))?)?;
+        lines.push(percentile_series(
+            format!("{} commands/s", r.target_rate),
+            &d,
+        ));
         r.hgrm = Some(name);
     }
-    report.results_dir = Some(dir.display().to_string());
-    let config = serde_json::json!({
-        "machine": report.machine,
+    let o = &report.options;
+    percentile_plot(
+        &dir.path().join("latency-percentiles.svg"),
+        &format!(
+            "pipeline open-loop latency, stages {}, durability {}",
+            o.stages_label(),
+            o.durability
+        ),
+        &lines,
+    )?;
+    let mut by_rate: Vec<&RateResult> = report.rates.iter().collect();
+    by_rate.sort_by(|a, b| a.achieved_rate.total_cmp(&b.achieved_rate));
+    let line = |label: &str, pick: fn(&Percentiles) -> u64| Series {
+        label: label.into(),
+        points: by_rate
+            .iter()
+            .map(|r| (r.achieved_rate, pick(&r.latency) as f64 / 1000.0))
+            .collect(),
+    };
+    throughput_latency_chart(
+        &dir.path().join("throughput-latency.svg"),
+        "pipeline: open-loop latency against achieved throughput",
+        "achieved commands/s",
+        &[
+            line("p50", |p| p.p50),
+            line("p99", |p| p.p99),
+            line("p99.9", |p| p.p99_9),
+        ],
+    )?;
+    report.results_dir = Some(dir.path().display().to_string());
+    let context = serde_json::json!({
         "options": report.options,
         "params": report.params,
         "setup_commands": report.setup_commands,
-        "command_line": std::env::args().collect::<Vec<_>>(),
     });
-    std::fs::write(
-        dir.join("config.json"),
-        serde_json::to_string_pretty(&config).map_err(|e| Error::Unexpected(e.to_string()))?,
-    )?;
-    std::fs::write(
-        dir.join("summary.json"),
-        serde_json::to_string_pretty(report).map_err(|e| Error::Unexpected(e.to_string()))?,
-    )?;
-    std::fs::write(dir.join("summary.txt"), render_pipeline(report))?;
+    dir.write_context(&report.machine, &context, config_file)?;
+    dir.write_json("summary.json", report)?;
+    dir.write_text("summary.txt", &render_pipeline(report))?;
     Ok(())
 }
 
@@ -751,8 +788,13 @@ pub fn render_pipeline(r: &PipelineReport) -> String {
     let _ = writeln!(s, "machine:    {}", r.machine);
     let _ = writeln!(
         s,
-        "config:     preset {}, durability {}, risk on, warm-up {} s, measured {} s per rate, seed {}",
-        o.preset, o.durability, o.warmup, o.duration, o.seed
+        "config:     stages {}, durability {}, risk {}, warm-up {} s, measured {} s per rate, seed {}",
+        o.stages_label(),
+        o.durability,
+        o.config.as_ref().map_or("on", |c| c.engine.risk.as_str()),
+        o.warmup,
+        o.duration,
+        o.seed
     );
     let _ = writeln!(
         s,
@@ -856,28 +898,13 @@ mod tests {
             warmup: 1.0,
             durability: Durability(DurabilityPolicy::Write),
             preset: Preset::TwoCore,
+            config: None,
             seed: 1,
             max_commands: 2_000_000,
             journal_dir: None,
-            out_dir: None,
         };
         assert_eq!(plan(1_000_000, &opts), (1_000_000, 1_000_000));
         assert_eq!(plan(100_000, &opts), (100_000, 500_000));
         assert_eq!(scheduled(3, 1_000_000), 3_000);
-    }
-
-    #[test]
-    fn the_percentile_distribution_has_the_hgrm_shape() {
-        let mut h = new_histogram();
-        for v in 1..=10_000u64 {
-            h.record(v * 1000).unwrap();
-        }
-        let text = percentile_distribution(&h);
-        assert!(text.starts_with("       Value     Percentile TotalCount 1/(1-Percentile)"));
-        assert!(text.contains("#[Max     ="));
-        assert!(text
-            .lines()
-            .any(|l| l.contains(" 1.000000000000      10000")));
-        assert_eq!(timestamp().len(), "20260101T000000Z".len());
     }
 }

@@ -49,6 +49,10 @@ pub struct Machine {
     pub kernel: String,
     /// Total memory from `/proc/meminfo`, in bytes.
     pub memory_bytes: u64,
+    /// CPU frequency governor of cpu0
+    /// (`/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor`), `None`
+    /// where the kernel exposes none (most VMs).
+    pub governor: Option<String>,
 }
 
 impl Machine {
@@ -75,6 +79,12 @@ impl Machine {
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
             kernel,
             memory_bytes,
+            governor: std::fs::read_to_string(
+                "/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor",
+            )
+            .ok()
+            .map(|g| g.trim().to_string())
+            .filter(|g| !g.is_empty()),
         }
     }
 }
@@ -83,11 +93,12 @@ impl std::fmt::Display for Machine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} x{}, {:.1} GiB, Linux {}",
+            "{} x{}, {:.1} GiB, Linux {}, governor {}",
             self.cpu,
             self.cpus,
             self.memory_bytes as f64 / (1u64 << 30) as f64,
-            self.kernel
+            self.kernel,
+            self.governor.as_deref().unwrap_or("not exposed")
         )
     }
 }

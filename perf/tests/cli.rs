@@ -24,7 +24,21 @@ mod core {
 
     #[test]
     fn core_times_three_subjects_and_they_agree_on_trades() {
-        let (text, json) = run(&["core", "--commands", "20000", "--runs", "1", "--json"]);
+        let out = tempfile::tempdir().expect("temp dir");
+        let dir = out.path().to_str().expect("utf-8 path");
+        let (text, json) = run(&[
+            "core",
+            "--commands",
+            "20000",
+            "--runs",
+            "1",
+            "--out",
+            dir,
+            "--json",
+        ]);
+        for file in ["summary.txt", "summary.json", "config.json", "machine.json"] {
+            assert!(out.path().join(file).is_file(), "no {file}");
+        }
         assert!(text.contains("engine, risk on") && text.contains("engine, risk off"));
         assert!(!text.contains("WARNING"), "{text}");
         assert_eq!(json["bench"], "core");
@@ -45,6 +59,8 @@ mod scale {
 
     #[test]
     fn scale_loads_every_order_and_reports_per_item_memory() {
+        let out = tempfile::tempdir().expect("temp dir");
+        let dir = out.path().to_str().expect("utf-8 path");
         let (text, json) = run(&[
             "scale",
             "--instruments",
@@ -53,8 +69,11 @@ mod scale {
             "1000",
             "--orders",
             "20000",
+            "--out",
+            dir,
             "--json",
         ]);
+        assert!(out.path().join("summary.json").is_file());
         assert!(text.contains("per resting order"));
         assert_eq!(json["bench"], "scale");
         assert_eq!(json["open_orders"], 20_000);
@@ -92,7 +111,7 @@ mod pipeline {
             "1",
             "--warmup",
             "0",
-            "--out-dir",
+            "--out",
             dir,
             "--json",
         ]);
@@ -113,9 +132,366 @@ mod pipeline {
             rate["latency"]["p50"].as_u64().unwrap() <= rate["latency"]["max"].as_u64().unwrap()
         );
         let results = std::path::Path::new(json["results_dir"].as_str().unwrap());
+        assert_eq!(results, out.path());
         let hgrm = std::fs::read_to_string(results.join(rate["hgrm"].as_str().unwrap()))
             .expect("the .hgrm file");
         assert!(hgrm.contains("Percentile") && hgrm.contains("#[Max"));
         assert!(results.join("config.json").exists());
+    }
+}
+
+/// What every results folder holds, whatever the scenario.
+fn assert_results_folder(dir: &std::path::Path, scenario: &str) {
+    for file in [
+        "summary.txt",
+        "summary.json",
+        "config.json",
+        "machine.json",
+        "latency-percentiles.svg",
+        "throughput-latency.svg",
+    ] {
+        assert!(dir.join(file).is_file(), "{scenario}: no {file} in {dir:?}");
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["bench"], scenario);
+    let machine: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("machine.json")).unwrap()).unwrap();
+    assert!(machine["cpus"].as_u64().unwrap() >= 1);
+    assert!(machine["kernel"].as_str().is_some_and(|k| !k.is_empty()));
+    assert!(machine.get("governor").is_some());
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    assert!(config["command_line"].as_array().unwrap().len() > 1);
+    for svg in ["latency-percentiles.svg", "throughput-latency.svg"] {
+        let text = std::fs::read_to_string(dir.join(svg)).unwrap();
+        assert!(
+            text.starts_with("<svg") && text.contains("<polyline"),
+            "{svg}"
+        );
+    }
+    let percentiles = std::fs::read_to_string(dir.join("latency-percentiles.svg")).unwrap();
+    assert!(percentiles.contains(">\n99%\n<") || percentiles.contains(">99%<"));
+    let hgrms: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "hgrm"))
+        .collect();
+    assert!(!hgrms.is_empty(), "{scenario}: no .hgrm");
+    for h in hgrms {
+        let text = std::fs::read_to_string(h.path()).unwrap();
+        assert!(
+            text.contains("Percentile") && text.contains("#[Max"),
+            "{h:?}"
+        );
+    }
+}
+
+mod journal {
+    use super::{assert_results_folder, run};
+
+    #[test]
+    fn journal_compares_every_policy_with_a_raw_write_of_the_same_bytes() {
+        let out = tempfile::tempdir().expect("temp dir");
+        let (text, json) = run(&[
+            "journal",
+            "--durability",
+            "none,write,fsync-ms:5",
+            "--duration",
+            "0.1",
+            "--warmup",
+            "0",
+            "--max-mib",
+            "8",
+            "--out",
+            out.path().to_str().unwrap(),
+            "--json",
+        ]);
+        assert!(text.contains("raw MB/s"), "{text}");
+        assert_eq!(json["bench"], "journal");
+        let policies = json["policies"].as_array().unwrap();
+        assert_eq!(policies.len(), 3);
+        for (p, name) in policies.iter().zip(["none", "write", "fsync-ms:5"]) {
+            assert_eq!(p["durability"], name);
+            let records = p["journal"]["records"].as_u64().unwrap();
+            assert!(records > 0 && records % 64 == 0, "whole batches: {records}");
+            assert_eq!(p["raw"]["bytes"], p["journal"]["bytes"], "same bytes");
+            assert_eq!(p["journal"]["bytes"].as_u64(), Some(records * 120));
+            assert!(p["journal"]["bytes"].as_u64().unwrap() <= 8 << 20);
+            assert!(p["ratio_vs_raw"].as_f64().unwrap() > 0.0);
+            assert!(p["journal"]["hgrm"].as_str().unwrap().ends_with(".hgrm"));
+        }
+        assert_results_folder(out.path(), "journal");
+        assert!(out.path().join("journal-fsync-ms_5.hgrm").is_file());
+        assert!(out.path().join("raw-none.hgrm").is_file());
+    }
+
+    #[test]
+    fn bad_journal_options_are_refused_with_a_message() {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringex-perf"))
+            .args(["journal", "--batch", "0", "--out"])
+            .arg(std::env::temp_dir().join("ringex-perf-refused"))
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("batch"));
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringex-perf"))
+            .args(["journal", "--durability", "sometimes"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("unknown durability"));
+    }
+}
+
+mod results {
+    use super::{assert_results_folder, run};
+
+    fn tiny_pipeline(out: &std::path::Path, rates: &str) {
+        run(&[
+            "pipeline",
+            "--rate",
+            rates,
+            "--duration",
+            "0.2",
+            "--warmup",
+            "0",
+            "--out",
+            out.to_str().unwrap(),
+            "--json",
+        ]);
+    }
+
+    #[test]
+    fn a_pipeline_run_writes_tables_distributions_plots_config_and_machine() {
+        let out = tempfile::tempdir().expect("temp dir");
+        tiny_pipeline(out.path(), "5000,10000");
+        assert_results_folder(out.path(), "pipeline");
+        for rate in [5000, 10000] {
+            assert!(out
+                .path()
+                .join(format!("latency-two-core-write-{rate}.hgrm"))
+                .is_file());
+        }
+        let plot = std::fs::read_to_string(out.path().join("latency-percentiles.svg")).unwrap();
+        assert!(plot.contains("5000 commands/s") && plot.contains("10000 commands/s"));
+        let summary = std::fs::read_to_string(out.path().join("summary.txt")).unwrap();
+        assert!(summary.contains("p99.9") && summary.contains("results:"));
+    }
+
+    #[test]
+    fn without_out_a_timestamped_folder_appears_under_perf_results() {
+        let cwd = tempfile::tempdir().expect("temp dir");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringex-perf"))
+            .current_dir(cwd.path())
+            .args(["core", "--commands", "2000", "--runs", "1"])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let folders: Vec<_> = std::fs::read_dir(cwd.path().join("perf-results"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(folders.len(), 1, "{folders:?}");
+        assert!(folders[0].starts_with("core-20") && folders[0].ends_with('Z'));
+    }
+
+    #[test]
+    fn compare_of_a_run_with_itself_gives_ratio_one_everywhere() {
+        let run_dir = tempfile::tempdir().expect("temp dir");
+        tiny_pipeline(run_dir.path(), "5000");
+        let cmp = tempfile::tempdir().expect("temp dir");
+        let a = run_dir.path().to_str().unwrap();
+        let (text, json) = run(&[
+            "compare",
+            a,
+            a,
+            "--out",
+            cmp.path().to_str().unwrap(),
+            "--json",
+        ]);
+        assert!(text.contains("B/A") && text.contains("p99.9"));
+        let pairs = json["pairs"].as_array().unwrap();
+        assert_eq!(pairs.len(), 1);
+        let percentiles = pairs[0]["percentiles"].as_array().unwrap();
+        assert_eq!(percentiles.len(), 6);
+        for p in percentiles {
+            assert_eq!(p["ratio"].as_f64(), Some(1.0), "{p}");
+            assert!(p["a_us"].as_f64().unwrap() > 0.0);
+        }
+        let plot = cmp.path().join(pairs[0]["plot"].as_str().unwrap());
+        let svg = std::fs::read_to_string(plot).unwrap();
+        let name = run_dir.path().file_name().unwrap().to_str().unwrap();
+        assert!(svg.contains(&format!("A {name}")) && svg.contains(&format!("B {name}")));
+        assert!(cmp.path().join("compare.txt").is_file());
+    }
+
+    #[test]
+    fn compare_of_two_runs_pairs_their_distributions_and_reports_ratios() {
+        let a = tempfile::tempdir().expect("temp dir");
+        let b = tempfile::tempdir().expect("temp dir");
+        tiny_pipeline(a.path(), "5000");
+        tiny_pipeline(b.path(), "5000");
+        let cmp = tempfile::tempdir().expect("temp dir");
+        let (_, json) = run(&[
+            "compare",
+            a.path().to_str().unwrap(),
+            b.path().to_str().unwrap(),
+            "--out",
+            cmp.path().to_str().unwrap(),
+            "--json",
+        ]);
+        for p in json["pairs"][0]["percentiles"].as_array().unwrap() {
+            let (va, vb) = (p["a_us"].as_f64().unwrap(), p["b_us"].as_f64().unwrap());
+            let ratio = p["ratio"].as_f64().unwrap();
+            assert!((ratio - vb / va).abs() < 1e-9);
+        }
+    }
+
+    #[test]
+    fn compare_of_folders_without_distributions_is_a_clear_error() {
+        let a = tempfile::tempdir().expect("temp dir");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringex-perf"))
+            .args(["compare"])
+            .arg(a.path())
+            .arg(a.path().join("missing"))
+            .arg("--out")
+            .arg(a.path().join("cmp"))
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("not a results folder"));
+    }
+
+    #[test]
+    fn all_runs_core_pipeline_and_journal_into_one_folder() {
+        let out = tempfile::tempdir().expect("temp dir");
+        let (text, json) = run(&[
+            "all",
+            "--commands",
+            "5000",
+            "--rate",
+            "5000",
+            "--duration",
+            "0.1",
+            "--warmup",
+            "0",
+            "--out",
+            out.path().to_str().unwrap(),
+            "--json",
+        ]);
+        assert_eq!(json["bench"], "all");
+        assert!(text.contains("ringex-perf pipeline") && text.contains("ringex-perf journal"));
+        assert!(out.path().join("core/summary.json").is_file());
+        assert_results_folder(&out.path().join("pipeline"), "pipeline");
+        assert_results_folder(&out.path().join("journal"), "journal");
+        assert!(out.path().join("summary.txt").is_file());
+    }
+}
+
+mod config {
+    use super::run;
+    use std::process::Command;
+
+    fn perf(args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_ringex-perf"))
+            .args(args)
+            .output()
+            .expect("ringex-perf runs")
+    }
+
+    #[test]
+    fn config_prints_the_documented_defaults_and_the_presets() {
+        let out = perf(&["config"]);
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout).unwrap();
+        for section in ["[pipeline]", "[pipeline.engine]", "[engine]", "[journal]"] {
+            assert!(text.contains(section), "no {section}");
+        }
+        let out = perf(&["config", "--preset", "dedicated-server"]);
+        assert!(String::from_utf8(out.stdout).unwrap().contains("busy-spin"));
+        let out = perf(&["config", "--check", "dedicated-server"]);
+        let resolved = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            resolved.contains("durability = \"fsync-batch\"")
+                && resolved.contains("max_price_levels")
+        );
+        assert!(!perf(&["config", "--preset", "eight-core"]).status.success());
+    }
+
+    #[test]
+    fn a_pipeline_run_uses_a_configuration_file_and_keeps_a_copy() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("ringex.toml");
+        std::fs::write(
+            &file,
+            "[pipeline]\ninput_ring_size = 1024\n[pipeline.engine]\nwait = \"sleep:20\"\n[journal]\ndurability = \"none\"\n",
+        )
+        .unwrap();
+        let out = tmp.path().join("run");
+        let (text, json) = run(&[
+            "pipeline",
+            "--rate",
+            "5000",
+            "--duration",
+            "0.2",
+            "--warmup",
+            "0",
+            "--config",
+            file.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--json",
+        ]);
+        assert!(text.contains("stages config, durability none"), "{text}");
+        assert_eq!(
+            json["options"]["config"]["pipeline"]["input_ring_size"],
+            1024
+        );
+        assert_eq!(
+            json["options"]["config"]["pipeline"]["engine"]["wait"],
+            "sleep:20"
+        );
+        assert_eq!(json["rates"][0]["healthy"], true);
+        assert_eq!(
+            std::fs::read_to_string(out.join("config.toml")).unwrap(),
+            std::fs::read_to_string(&file).unwrap()
+        );
+        let config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap())
+                .unwrap();
+        assert_eq!(config["config_file"].as_str(), file.to_str());
+    }
+
+    #[test]
+    fn bad_configuration_files_are_refused_before_anything_runs() {
+        let tmp = tempfile::tempdir().unwrap();
+        for (text, needle) in [
+            ("[pipeline]\nring = 3\n", "ring"),
+            ("[engine]\nmax_accounts = 10\n", "max_accounts"),
+        ] {
+            let file = tmp.path().join("bad.toml");
+            std::fs::write(&file, text).unwrap();
+            let out = perf(&[
+                "pipeline",
+                "--rate",
+                "1000",
+                "--duration",
+                "0.1",
+                "--config",
+                file.to_str().unwrap(),
+                "--out",
+                tmp.path().join("never").to_str().unwrap(),
+            ]);
+            assert!(!out.status.success());
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains(needle), "{text}: {err}");
+            assert!(
+                !tmp.path().join("never").exists(),
+                "no results folder for a refused run"
+            );
+        }
+        let out = perf(&["pipeline", "--preset", "two-core", "--config", "two-core"]);
+        assert!(!out.status.success(), "--preset and --config conflict");
     }
 }
