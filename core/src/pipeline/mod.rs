@@ -169,7 +169,8 @@ pub use sender::{
 };
 pub use sink::{OverflowPolicy, SinkHandle, SinkStats};
 pub use snapshots::{
-    SnapshotSkipped, SnapshotUsed, PIPELINE_SNAPSHOT_META_SIZE, PIPELINE_SNAPSHOT_VERSION,
+    restore_snapshot_for, SnapshotSkipped, SnapshotStart, SnapshotUsed,
+    PIPELINE_SNAPSHOT_META_SIZE, PIPELINE_SNAPSHOT_VERSION,
 };
 pub use stages::{JOURNALER_PREPARE_LEAD, JOURNALER_PREPARE_STEP, JOURNAL_KIND_COMMAND};
 
