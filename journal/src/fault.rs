@@ -287,6 +287,10 @@ impl<M: MappedMut> MappedMut for FaultyMapMut<M> {
         self.plan.check(FaultOp::Sync, "msync async")?;
         self.inner.flush_async_range(offset, len)
     }
+
+    fn populate_write(&self, offset: usize, len: usize) -> io::Result<()> {
+        self.inner.populate_write(offset, len)
+    }
 }
 
 #[cfg(test)]

@@ -243,7 +243,33 @@ struct Active<F: FileSystem> {
     synced: usize,
     /// Bytes before this offset were pre-written by `prepare_ahead`.
     prepared: usize,
+    /// Pages before this offset are mapped in writable
+    /// ([`MappedMut::populate_write`]): stores into them take no page fault.
+    populated: usize,
+    /// `populate_write` failed in this segment (an old kernel): append
+    /// stops asking and takes page faults as they come.
+    populate_refused: bool,
     records: u64,
+}
+
+/// Bytes `append` maps in at a time when it reaches the end of the pages
+/// mapped so far: one `madvise` for 64 pages instead of 64 page faults.
+const POPULATE_CHUNK: usize = 256 << 10;
+
+impl<F: FileSystem> Active<F> {
+    /// Maps in the chunk of pages from the one holding `at` on.
+    #[cold]
+    #[inline(never)]
+    fn populate_from(&mut self, at: usize) {
+        const PAGE: usize = 4096;
+        let len = self.map.as_slice().len();
+        let from = (at / PAGE * PAGE).min(len);
+        let to = from.saturating_add(POPULATE_CHUNK).min(len);
+        match self.map.populate_write(from, to - from) {
+            Ok(()) => self.populated = to,
+            Err(_) => self.populate_refused = true,
+        }
+    }
 }
 
 /// Zeros for `prepare_ahead`.
@@ -350,6 +376,8 @@ impl<F: FileSystem> Journal<F> {
                     offset,
                     synced: offset,
                     prepared: offset,
+                    populated: offset,
+                    populate_refused: false,
                     records,
                 })
             }
@@ -420,6 +448,9 @@ impl<F: FileSystem> Journal<F> {
         let Some(a) = self.active.as_mut() else {
             unreachable!("roll leaves an active segment or fails");
         };
+        if a.offset + frame > a.populated && !a.populate_refused {
+            a.populate_from(a.offset);
+        }
         let out = &mut a.map.as_mut_slice()[a.offset..a.offset + frame];
         self.chain =
             crate::format::encode_frame(out, sequence, timestamp, kind, payload, self.chain);
@@ -478,10 +509,11 @@ impl<F: FileSystem> Journal<F> {
     /// Idle-time work for the journaler: writes zeros with `pwrite` over up
     /// to `max_bytes` of the active segment ahead of the write position (the
     /// bytes are zero already; what matters is that their pages are now in
-    /// the page cache and allocated). Appends into prepared pages take cheap
-    /// minor page faults instead of allocating pages on the critical path;
-    /// measured here, filling a prepared segment runs at several times the
-    /// speed of a fresh one. Returns the bytes prepared (0 when the active
+    /// the page cache and allocated), then maps them in writable
+    /// ([`MappedMut::populate_write`]), so appends into prepared pages take
+    /// no page fault and allocate nothing on the critical path; measured
+    /// here, filling a prepared segment runs at several times the speed of a
+    /// fresh one. Returns the bytes prepared (0 when the active
     /// segment is prepared to its end or there is none yet; the next
     /// segment is prepared after the roll).
     ///
@@ -507,8 +539,24 @@ impl<F: FileSystem> Journal<F> {
             }
             at += n;
         }
+        // Map the prepared pages in as well: a store into a shared file
+        // mapping faults once per fresh page even when the page is cached.
+        // A hint only: if the kernel refuses (older than 5.14), appends
+        // fault as before.
+        if to > from && a.map.populate_write(from, to - from).is_ok() {
+            a.populated = a.populated.max(to);
+        }
         a.prepared = to;
         Ok(to - from)
+    }
+
+    /// Bytes of the active segment prepared by [`Self::prepare_ahead`]
+    /// beyond the page the next record goes to (0 without an active segment,
+    /// or once the segment is prepared to its end and the writer caught up).
+    pub fn prepared_ahead(&self) -> usize {
+        self.active.as_ref().map_or(0, |a| {
+            a.prepared.saturating_sub(a.offset.div_ceil(4096) * 4096)
+        })
     }
 
     /// Makes every appended record durable now (`msync(MS_SYNC)`), whatever
@@ -624,6 +672,8 @@ impl<F: FileSystem> Journal<F> {
             offset: SEGMENT_HEADER_SIZE,
             synced: SEGMENT_HEADER_SIZE,
             prepared: SEGMENT_HEADER_SIZE,
+            populated: SEGMENT_HEADER_SIZE,
+            populate_refused: false,
             records: 0,
         });
         Ok(())

@@ -94,6 +94,16 @@ pub enum ReplayError {
         /// The first sequence number still in the journal.
         first: u64,
     },
+    /// The input journal is trimmed and no snapshot can start its replay
+    /// (none, or each one damaged, tampered with or from another history:
+    /// `problem` names them).
+    #[error("input journal starts at sequence {first}, not 1, and no snapshot can start its replay: {problem}")]
+    NoUsableSnapshot {
+        /// The first sequence number still in the journal.
+        first: u64,
+        /// Why each snapshot was passed over.
+        problem: String,
+    },
     /// The engine configuration is invalid.
     #[error("engine configuration: {0}")]
     Engine(#[from] ringex_core::Error),

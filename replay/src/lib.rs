@@ -71,7 +71,9 @@ mod verify;
 mod walk;
 
 pub use error::{ReplayError, Result, Which};
-pub use source::{check_journal, JournalCheck, JournaledEvent, RawRecord, SessionPaths};
+pub use source::{
+    check_journal, check_journal_with, JournalCheck, JournaledEvent, RawRecord, SessionPaths,
+};
 pub use verify::{replay_digest, verify, Divergence, OutputLag, Verdict, VerifyReport};
 pub use walk::{
     walk, EventSource, Flow, Group, ProgressFn, WalkOptions, WalkSummary, PROGRESS_EVERY,

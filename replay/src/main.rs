@@ -589,6 +589,12 @@ fn print_verify(
             "replay_seconds": r.replay_elapsed.as_secs_f64(),
             "check_seconds": r.check_elapsed.as_secs_f64(),
             "commands_per_sec": r.commands_per_sec(),
+            "snapshot": r.snapshot.as_ref().map(|s| serde_json::json!({
+                "path": s.path.display().to_string(), "sequence": s.sequence,
+                "output_events": s.output_events,
+                "state_digest": format!("{:#018x}", s.state_digest) })),
+            "skipped_snapshots": r.skipped_snapshots.iter().map(|s| serde_json::json!({
+                "path": s.path.display().to_string(), "reason": s.reason })).collect::<Vec<_>>(),
         });
         writeln!(out, "{v}")?;
         return Ok(());
@@ -602,6 +608,23 @@ fn print_verify(
         .flatten()
     {
         writeln!(out, "note            {note}")?;
+    }
+    for s in &r.skipped_snapshots {
+        writeln!(
+            out,
+            "snapshot        passed over {}: {}",
+            s.path.display(),
+            s.reason
+        )?;
+    }
+    if let Some(s) = &r.snapshot {
+        writeln!(
+            out,
+            "snapshot        {} (after command #{}, event {}; the journal before it is trimmed)",
+            s.path.display(),
+            s.sequence,
+            s.output_events
+        )?;
     }
     writeln!(
         out,

@@ -38,6 +38,13 @@ impl SessionPaths {
         SessionPaths { input, output }
     }
 
+    /// The pipeline's snapshot directory for this session (`input/snapshots`,
+    /// where the pipeline puts it by default); `verify` starts a trimmed
+    /// journal from a snapshot there.
+    pub fn snapshot_dir(&self) -> PathBuf {
+        self.input.join(PipelineConfig::DEFAULT_SNAPSHOT_SUBDIR)
+    }
+
     /// The directory of `which` journal.
     pub fn dir(&self, which: Which) -> &Path {
         match which {
@@ -95,6 +102,13 @@ impl JournalCheck {
 /// segments, or damage before the tail is an error; a torn tail is not (see
 /// [`JournalCheck::torn_tail`]).
 pub fn check_journal(which: Which, dir: &Path) -> Result<JournalCheck> {
+    check_journal_with(which, dir, false)
+}
+
+/// [`check_journal`], which with `allow_trimmed` also accepts an input
+/// journal that starts after sequence 1 (its replay then starts from a
+/// snapshot; see [`crate::verify()`]).
+pub fn check_journal_with(which: Which, dir: &Path, allow_trimmed: bool) -> Result<JournalCheck> {
     if !dir.is_dir() {
         return Err(ReplayError::MissingDir {
             which,
@@ -117,7 +131,7 @@ pub fn check_journal(which: Which, dir: &Path) -> Result<JournalCheck> {
             reason: b.reason,
         });
     }
-    if which == Which::Input {
+    if which == Which::Input && !allow_trimmed {
         if let Some(first) = report
             .first_sequence
             .filter(|&f| f != 1 && report.records > 0)
@@ -152,15 +166,24 @@ impl std::fmt::Debug for CommandReader {
 impl CommandReader {
     /// A reader over `check`'s journal from sequence 1.
     pub fn open(check: &JournalCheck) -> Result<CommandReader> {
+        CommandReader::open_from(check, 1)
+    }
+
+    /// A reader over `check`'s journal from sequence `from` (which the
+    /// journal must hold, unless it ends before it).
+    pub fn open_from(check: &JournalCheck, from: u64) -> Result<CommandReader> {
         let last = check.last_sequence().unwrap_or(0);
-        let reader = if last == 0 {
+        let reader = if last < from {
             None
         } else {
-            Some(JournalReader::open(&check.dir, 1).map_err(ReplayError::journal(Which::Input))?)
+            Some(
+                JournalReader::open(&check.dir, from)
+                    .map_err(ReplayError::journal(Which::Input))?,
+            )
         };
         Ok(CommandReader {
             reader,
-            next: 1,
+            next: from,
             last,
         })
     }
@@ -269,23 +292,32 @@ impl std::fmt::Debug for EventReader {
 impl EventReader {
     /// A reader over `check`'s journal from its first record.
     pub fn open(check: &JournalCheck) -> Result<EventReader> {
+        EventReader::open_from(check, 1)
+    }
+
+    /// A reader over `check`'s journal from event `from`, which it must
+    /// hold unless it ends before it.
+    pub fn open_from(check: &JournalCheck, from: u64) -> Result<EventReader> {
         let last = check.last_sequence().unwrap_or(0);
         let first = check.report.first_sequence.unwrap_or(1);
-        if last > 0 && first != 1 {
+        if last >= from && first > from {
             return Err(ReplayError::BadRecord {
                 which: Which::Output,
                 sequence: first,
-                problem: "the output journal does not start at event 1".into(),
+                problem: format!("the output journal starts at event {first}, after event {from}"),
             });
         }
-        let reader = if last == 0 {
+        let reader = if last < from {
             None
         } else {
-            Some(JournalReader::open(&check.dir, 1).map_err(ReplayError::journal(Which::Output))?)
+            Some(
+                JournalReader::open(&check.dir, from)
+                    .map_err(ReplayError::journal(Which::Output))?,
+            )
         };
         Ok(EventReader {
             reader,
-            next: 1,
+            next: from,
             last,
         })
     }

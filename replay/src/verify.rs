@@ -14,13 +14,26 @@
 //! them. [`VerifyReport::verdict`] treats a lag as a pass unless asked to
 //! require a complete output journal.
 //!
+//! A trimmed input journal (its first segments removed after a snapshot)
+//! starts from the snapshot the pipeline's start-up would restore
+//! ([`ringex_core::pipeline::restore_snapshot_for`], from the session's
+//! `snapshots/` directory): the restored engine replays the commands after
+//! the snapshot's sequence, and the comparison starts at the event after
+//! the snapshot's output event count. Snapshots passed over (damaged,
+//! tampered with, another history) are reported with the reason
+//! ([`VerifyReport::skipped_snapshots`]); with none usable, verification
+//! fails ([`crate::ReplayError::NoUsableSnapshot`]). An untrimmed journal is
+//! always replayed whole.
+//!
 //! **Threads.** Runs on the caller's thread.
 
-use crate::error::{Result, Which};
+use crate::error::{ReplayError, Result, Which};
 use crate::source::{
-    check_journal, CommandReader, EventReader, JournalCheck, RawRecord, SessionPaths,
+    check_journal, check_journal_with, CommandReader, EventReader, JournalCheck, RawRecord,
+    SessionPaths,
 };
 use crate::walk::{ProgressFn, PROGRESS_EVERY};
+use ringex_core::pipeline::{restore_snapshot_for, SnapshotSkipped, SnapshotUsed};
 use ringex_core::records::{Command, Event};
 use ringex_core::{Engine, EngineConfig};
 use std::time::{Duration, Instant};
@@ -84,6 +97,10 @@ pub struct VerifyReport {
     pub replay_elapsed: Duration,
     /// Time spent checking both journals' chains.
     pub check_elapsed: Duration,
+    /// The snapshot the replay started from (a trimmed input journal).
+    pub snapshot: Option<SnapshotUsed>,
+    /// Snapshots passed over on the way, with the reason.
+    pub skipped_snapshots: Vec<SnapshotSkipped>,
 }
 
 /// The outcome of a verification.
@@ -122,17 +139,54 @@ pub fn verify(
     mut progress: Option<ProgressFn<'_>>,
 ) -> Result<VerifyReport> {
     let check_started = Instant::now();
-    let input = check_journal(Which::Input, &paths.input)?;
+    let input = check_journal_with(Which::Input, &paths.input, true)?;
     let output = check_journal(Which::Output, &paths.output)?;
     let check_elapsed = check_started.elapsed();
-    let mut commands = CommandReader::open(&input)?;
-    let mut journaled = EventReader::open(&output)?;
-    let mut engine = Engine::try_new(config)?;
+    let mut skipped_snapshots = Vec::new();
+    let first = input
+        .report
+        .first_sequence
+        .filter(|_| input.report.records > 0);
+    let start = match first {
+        Some(first) if first != 1 => {
+            let start = restore_snapshot_for(
+                &paths.snapshot_dir(),
+                config,
+                &input.dir,
+                Some(first),
+                input.last_sequence(),
+                Some(output.last_sequence().unwrap_or(0)),
+                &mut skipped_snapshots,
+            )
+            .map_err(|e| ReplayError::NoUsableSnapshot {
+                first,
+                problem: e.to_string(),
+            })?;
+            // `restore_snapshot_for` fails rather than answer `None` for a
+            // trimmed journal; kept as an error all the same.
+            Some(start.ok_or_else(|| ReplayError::NoUsableSnapshot {
+                first,
+                problem: "no snapshot".into(),
+            })?)
+        }
+        _ => None,
+    };
+    let (mut engine, snapshot, after_command, after_event) = match start {
+        Some(s) => (
+            s.engine,
+            Some(s.used.clone()),
+            s.used.sequence,
+            s.used.output_events,
+        ),
+        None => (Engine::try_new(config)?, None, 0, 0),
+    };
+    let mut commands = CommandReader::open_from(&input, after_command + 1)?;
+    let mut journaled = EventReader::open_from(&output, after_event + 1)?;
     let total = commands.last_sequence();
 
     let started = Instant::now();
     let mut events: Vec<Event> = Vec::with_capacity(64);
-    let (mut n_commands, mut index, mut matched) = (0u64, 0u64, 0u64);
+    let (mut n_commands, mut index, mut matched) = (0u64, after_event, 0u64);
     let mut divergence = None;
     let mut lag: Option<OutputLag> = None;
     'replay: while let Some(cmd) = commands.next_command()? {
@@ -196,6 +250,8 @@ pub fn verify(
         digest: engine.state_digest(),
         replay_elapsed: started.elapsed(),
         check_elapsed,
+        snapshot,
+        skipped_snapshots,
     })
 }
 

@@ -106,7 +106,24 @@
 //! until every [`CommandSender`] is dropped; the `disruptor` then lets each
 //! stage finish everything published, the journal is synced and closed, a
 //! snapshot is written ([`PipelineConfig::snapshot_on_shutdown`]) and the
-//! engine is handed back.
+//! engine is handed back. [`Pipeline::shutdown_within`] waits at most a
+//! grace period for the senders; then it publishes a stop marker into the
+//! input ring (a [`Slot`] whose `enqueued_ns` is [`STOP_MARKER_NS`]): the
+//! journaler ends its batch and closes the journal there, the engine
+//! applies everything before it and hands the engine back, and a sender
+//! still alive gets [`SubmitError::Closed`] (also for a slot that raced in
+//! after the marker, which no stage touches).
+//!
+//! # Journaler idle work
+//!
+//! The journaler's wait strategy runs idle work before it waits (on the
+//! journaler thread, which owns the journal): under
+//! `FsyncEveryMillis(n)` it syncs the last batch once `n` ms have passed
+//! ([`Journal::sync_if_due`]), so a command followed by silence still
+//! becomes durable within about `n` ms plus one idle poll; and it keeps
+//! [`JOURNALER_PREPARE_LEAD`] bytes of the active segment prepared
+//! ([`Journal::prepare_ahead`], [`JOURNALER_PREPARE_STEP`] per poll), so
+//! appends after a quiet spell take no page faults.
 //!
 //! # Snapshots
 //!
@@ -147,12 +164,15 @@ mod timer;
 pub use config::{Backoff, PipelineConfig, StageConfig, StageGate, StageWait, WaitKind};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use output::{OutputJournalReport, JOURNAL_KIND_EVENT};
-pub use sender::{monotonic_ns, wall_clock_ns, CommandSender, OutSlot, Slot, SubmitError};
+pub use sender::{
+    monotonic_ns, wall_clock_ns, CommandSender, OutSlot, Slot, SubmitError, STOP_MARKER_NS,
+};
 pub use sink::{OverflowPolicy, SinkHandle, SinkStats};
 pub use snapshots::{
-    SnapshotSkipped, SnapshotUsed, PIPELINE_SNAPSHOT_META_SIZE, PIPELINE_SNAPSHOT_VERSION,
+    restore_snapshot_for, SnapshotSkipped, SnapshotStart, SnapshotUsed,
+    PIPELINE_SNAPSHOT_META_SIZE, PIPELINE_SNAPSHOT_VERSION,
 };
-pub use stages::JOURNAL_KIND_COMMAND;
+pub use stages::{JOURNALER_PREPARE_LEAD, JOURNALER_PREPARE_STEP, JOURNAL_KIND_COMMAND};
 
 use crate::records::{Command, COMMAND_SIZE};
 use crate::Engine;
@@ -163,10 +183,14 @@ use ringex_journal::fs::{FileSystem, StdFs};
 use ringex_journal::{Journal, RecoveryReport, SnapshotStore};
 use sink::SinkEntry;
 use snapshots::{JournalView, SnapshotMeta};
-use stages::{EngineFinal, EngineStage, JournalerStage, PeriodicSnapshots, PublisherStage};
+use stages::{
+    EngineFinal, EngineStage, JournalerSetup, JournalerStage, JournalerWait, PeriodicSnapshots,
+    PublisherStage,
+};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use timer::Timer;
 
 /// Why the pipeline could not start.
@@ -210,7 +234,20 @@ pub(crate) struct Shared {
     pub(crate) output_journal_error: Mutex<Option<String>>,
     /// The first failure to write a snapshot (snapshots never stop the engine).
     pub(crate) snapshot_error: Mutex<Option<String>>,
+    /// Live [`CommandSender`]s, the pipeline's own included (clone and drop
+    /// count; [`Pipeline::shutdown_within`] reads it).
+    pub(crate) live_senders: AtomicUsize,
+    /// Ring position of the stop marker of a forced shutdown:
+    /// [`NO_FORCED_STOP`] until one starts, [`FORCED_STOP_PENDING`] while
+    /// its marker is being published. A sender whose slot lands after the
+    /// marker answers `Closed` (see [`CommandSender::try_submit`]).
+    pub(crate) forced_stop_at: AtomicI64,
 }
+
+/// [`Shared::forced_stop_at`]: no forced stop.
+pub(crate) const NO_FORCED_STOP: i64 = i64::MAX;
+/// [`Shared::forced_stop_at`]: the marker's position is not known yet.
+pub(crate) const FORCED_STOP_PENDING: i64 = i64::MAX - 1;
 
 impl Shared {
     #[cold]
@@ -306,6 +343,9 @@ pub struct ShutdownReport {
     /// [`PipelineConfig::snapshot_on_shutdown`]); a failure shows in
     /// [`Health::snapshot_error`].
     pub snapshot: Option<PathBuf>,
+    /// [`Pipeline::shutdown_within`] had to stop the stages while some
+    /// [`CommandSender`] was still alive.
+    pub forced: bool,
 }
 
 impl std::fmt::Debug for ShutdownReport {
@@ -440,6 +480,8 @@ impl Pipeline {
             output_journal_failed: AtomicBool::new(false),
             output_journal_error: Mutex::new(None),
             snapshot_error: Mutex::new(None),
+            live_senders: AtomicUsize::new(1),
+            forced_stop_at: AtomicI64::new(NO_FORCED_STOP),
         });
         if let Some(problem) = &output_report.error {
             shared.record_output_journal_failure(problem.clone());
@@ -472,14 +514,13 @@ impl Pipeline {
         // Input ring: journaler, then engine.
         let (journal_done_tx, journal_done) = crossbeam_channel::bounded(1);
         let (engine_done_tx, engine_done) = crossbeam_channel::bounded(1);
-        let journaler = JournalerStage {
-            journal: Some(journal),
+        let journaler = JournalerSetup {
+            journal,
             base,
             last_ts,
-            pending: base - 1,
             shared: Arc::clone(&shared),
             gate: config.journaler_gate.clone(),
-            done: Some(journal_done_tx),
+            done: journal_done_tx,
         };
         let engine_stage = EngineStage {
             engine: Some(engine),
@@ -507,7 +548,7 @@ impl Pipeline {
         let mut in_builder = disruptor::build_multi_producer(
             config.input_ring_size,
             Slot::default,
-            StageWait(config.journaler.wait),
+            JournalerWait(config.journaler.wait),
         );
         if let Some(core) = config.journaler.core {
             in_builder = in_builder.pin_at_core(core);
@@ -516,7 +557,7 @@ impl Pipeline {
             .thread_name("ringex-journaler")
             .handle_events_and_state_with(
                 |stage: &mut JournalerStage<F>, slot: &Slot, seq, eob| stage.handle(slot, seq, eob),
-                move || journaler,
+                move || journaler.start(),
             )
             .and_then();
         let mut in_builder = in_builder.thread_name("ringex-engine");
@@ -605,6 +646,60 @@ impl Pipeline {
     /// that was published, closes the journal and returns the engine.
     pub fn shutdown(mut self) -> ShutdownReport {
         self.close();
+        self.finish(false)
+    }
+
+    /// [`Pipeline::shutdown`] that waits at most `grace` for the other
+    /// [`CommandSender`]s to be dropped, then stops anyway: it publishes a
+    /// stop marker into the input ring, and the stages journal, apply and
+    /// publish everything published before the marker, close the journal
+    /// and hand back the engine (the shutdown snapshot is written as
+    /// usual). A sender still alive gets [`SubmitError::Closed`] from then
+    /// on, including one that raced the marker into the ring (its slot is
+    /// skipped, never journaled). The stage threads themselves exit when
+    /// the last sender is dropped (the `disruptor` crate joins them then);
+    /// until then they only skip slots.
+    pub fn shutdown_within(mut self, grace: Duration) -> ShutdownReport {
+        self.shared.closed.store(true, Ordering::SeqCst);
+        if let Some(timer) = self.timer.take() {
+            timer.stop();
+        }
+        let deadline = Instant::now() + grace;
+        // Only the pipeline's own sender left: nobody can clone a new one.
+        while self.shared.live_senders.load(Ordering::Acquire) > 1 {
+            if Instant::now() >= deadline {
+                self.publish_stop_marker();
+                return self.finish(true);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.close();
+        self.finish(false)
+    }
+
+    /// The forced stop: announces it, publishes the marker with the
+    /// pipeline's own sender, records the marker's position, drops the
+    /// sender.
+    fn publish_stop_marker(&mut self) {
+        let Some(mut sender) = self.sender.take() else {
+            return;
+        };
+        self.shared
+            .forced_stop_at
+            .store(FORCED_STOP_PENDING, Ordering::SeqCst);
+        // The stages drain the ring (a failed journaler skips slots), so a
+        // full ring frees up.
+        let at = loop {
+            match sender.publish_stop_marker() {
+                Some(at) => break at,
+                None => std::thread::yield_now(),
+            }
+        };
+        self.shared.forced_stop_at.store(at, Ordering::SeqCst);
+        drop(sender);
+    }
+
+    fn finish(&mut self, forced: bool) -> ShutdownReport {
         let last = self.engine_done.recv().ok();
         let _ = self.journal_done.recv();
         let mut snapshot = None;
@@ -616,6 +711,7 @@ impl Pipeline {
             health: health_of(&self.shared),
             metrics: self.shared.metrics.snapshot(),
             snapshot,
+            forced,
         }
     }
 

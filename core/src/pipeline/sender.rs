@@ -16,7 +16,21 @@ pub struct Slot {
     /// module docs on sequence numbers).
     pub cmd: Command,
     /// [`monotonic_ns`] when the producer claimed the slot (latency only).
+    /// [`STOP_MARKER_NS`] marks the stop marker of
+    /// [`super::Pipeline::shutdown_within`], which carries no command.
     pub enqueued_ns: u64,
+}
+
+/// [`Slot::enqueued_ns`] of the forced-shutdown stop marker (a monotonic
+/// clock reading never reaches it).
+pub const STOP_MARKER_NS: u64 = u64::MAX;
+
+impl Slot {
+    /// Whether this slot is the stop marker of a forced shutdown.
+    #[inline]
+    pub fn is_stop_marker(&self) -> bool {
+        self.enqueued_ns == STOP_MARKER_NS
+    }
 }
 
 impl Default for Slot {
@@ -113,11 +127,18 @@ pub struct CommandSender {
 
 impl Clone for CommandSender {
     fn clone(&self) -> Self {
+        self.shared.live_senders.fetch_add(1, Ordering::AcqRel);
         CommandSender {
             producer: self.producer.clone(),
             shared: Arc::clone(&self.shared),
             base: self.base,
         }
+    }
+}
+
+impl Drop for CommandSender {
+    fn drop(&mut self) {
+        self.shared.live_senders.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -148,6 +169,9 @@ impl CommandSender {
             slot.enqueued_ns = monotonic_ns();
         }) {
             Ok(ring_seq) => {
+                if self.shared.closed.load(Ordering::SeqCst) && self.after_stop_marker(ring_seq) {
+                    return Err(SubmitError::Closed);
+                }
                 metrics.submitted.fetch_add(1, Ordering::Relaxed);
                 Ok(self.base + ring_seq as u64)
             }
@@ -156,5 +180,33 @@ impl CommandSender {
                 Err(SubmitError::Busy)
             }
         }
+    }
+
+    /// Whether the slot this sender just published at `ring_seq` lies past
+    /// a forced stop's marker (the stages skip it). Runs only once shutdown
+    /// has begun. A forced stop announces itself (`PENDING`) before it
+    /// claims the marker's slot, and slot claims are totally ordered, so a
+    /// slot claimed after the marker always sees `PENDING` or the marker's
+    /// position here, never `NO_FORCED_STOP`.
+    #[cold]
+    fn after_stop_marker(&self, ring_seq: disruptor::Sequence) -> bool {
+        loop {
+            match self.shared.forced_stop_at.load(Ordering::SeqCst) {
+                super::NO_FORCED_STOP => return false,
+                super::FORCED_STOP_PENDING => std::hint::spin_loop(),
+                at => return ring_seq > at,
+            }
+        }
+    }
+
+    /// Publishes the forced-shutdown stop marker; its ring position, or
+    /// `None` when the ring is full.
+    pub(crate) fn publish_stop_marker(&mut self) -> Option<disruptor::Sequence> {
+        self.producer
+            .try_publish(|slot| {
+                slot.cmd = bytemuck::Zeroable::zeroed();
+                slot.enqueued_ns = STOP_MARKER_NS;
+            })
+            .ok()
     }
 }

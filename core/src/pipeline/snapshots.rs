@@ -351,3 +351,91 @@ pub(crate) fn choose(
         ),
     })
 }
+
+/// The snapshot a start-up would restore, for tools that replay a session
+/// without running it ([`restore_snapshot_for`]).
+pub struct SnapshotStart {
+    /// The engine restored from it (its state digest checked).
+    pub engine: Engine,
+    /// Which snapshot, its last command and its output event count: a
+    /// replay continues with command `used.sequence + 1` and event
+    /// `used.output_events + 1`.
+    pub used: SnapshotUsed,
+    /// The stamped timestamp of command `used.sequence`.
+    pub last_timestamp: u64,
+}
+
+impl std::fmt::Debug for SnapshotStart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotStart")
+            .field("used", &self.used)
+            .field("last_timestamp", &self.last_timestamp)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Chooses and restores the snapshot in `snapshot_dir` that
+/// [`super::Pipeline::start`] would, for the input journal in `journal_dir`
+/// whose intact records run from `first` to `last` (`None` when empty), by
+/// the rules of this module's docs; read-only (the journal is read, never
+/// recovered or written). `output_events_held`: how many events the output
+/// journal holds, when it is to be compared (a snapshot past them is
+/// passed over).
+///
+/// `Ok(None)`: no usable snapshot and the journal starts at sequence 1, so
+/// replay it whole. A journal that starts later with no usable snapshot is
+/// an error naming every snapshot's defect. Snapshots passed over are added
+/// to `skipped` with the reason. Runs on the caller's thread.
+pub fn restore_snapshot_for(
+    snapshot_dir: &Path,
+    config: EngineConfig,
+    journal_dir: &Path,
+    first: Option<u64>,
+    last: Option<u64>,
+    output_events_held: Option<u64>,
+    skipped: &mut Vec<SnapshotSkipped>,
+) -> Result<Option<SnapshotStart>, PipelineError> {
+    if !snapshot_dir.is_dir() {
+        // Read-only: opening the store would create the directory.
+        return match first {
+            Some(first) if first != 1 => Err(PipelineError::Replay {
+                sequence: first,
+                problem: format!(
+                    "the journal starts at sequence {first}, not 1, and there is no snapshot directory {}",
+                    snapshot_dir.display()
+                ),
+            }),
+            _ => Ok(None),
+        };
+    }
+    let command_crc_at = |sequence: u64| -> Result<u32, String> {
+        let problem = |e: String| format!("read command {sequence} of the input journal: {e}");
+        let mut reader = ringex_journal::JournalReader::open(journal_dir, sequence)
+            .map_err(|e| problem(e.to_string()))?;
+        match reader.next_record() {
+            Ok(Some(r))
+                if r.sequence == sequence && r.payload.len() == crate::records::COMMAND_SIZE =>
+            {
+                Ok(crc32c::crc32c(r.payload))
+            }
+            Ok(_) => Err(problem("not a command record".into())),
+            Err(e) => Err(problem(e.to_string())),
+        }
+    };
+    let restored = choose(
+        snapshot_dir,
+        config,
+        JournalView {
+            first,
+            last,
+            command_crc_at: &command_crc_at,
+        },
+        output_events_held,
+        skipped,
+    )?;
+    Ok(restored.map(|r| SnapshotStart {
+        engine: r.engine,
+        used: r.used,
+        last_timestamp: r.meta.last_timestamp,
+    }))
+}

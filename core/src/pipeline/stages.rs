@@ -2,7 +2,7 @@
 //! `disruptor` crate; its state is created on that thread's behalf at start
 //! and dropped on it when the ring shuts down.
 
-use super::config::{Backoff, StageGate, WaitKind};
+use super::config::{Backoff, StageGate, StageWait, WaitKind};
 use super::metrics::new_latency_histogram;
 use super::output::JOURNAL_KIND_EVENT;
 use super::sender::{monotonic_ns, stamp, OutSlot, Slot};
@@ -16,6 +16,8 @@ use disruptor::{Producer, SingleConsumerBarrier, SingleProducer};
 use hdrhistogram::Histogram;
 use ringex_journal::fs::FileSystem;
 use ringex_journal::{Journal, RetentionPolicy, SnapshotStore};
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,16 +27,126 @@ pub const JOURNAL_KIND_COMMAND: u8 = 1;
 
 pub(crate) type OutputProducer = SingleProducer<OutSlot, SingleConsumerBarrier>;
 
-/// The journaler: the only writer of the input journal.
-pub(crate) struct JournalerStage<F: FileSystem> {
-    pub(crate) journal: Option<Journal<F>>,
+/// Bytes of the active segment the journaler keeps prepared
+/// ([`Journal::prepare_ahead`]) beyond its write position while idle.
+pub const JOURNALER_PREPARE_LEAD: usize = 4 << 20;
+/// Bytes one idle call prepares at most: bounds the delay a command that
+/// arrives during idle work sees (a `pwrite` and an `madvise` of 256 KiB).
+pub const JOURNALER_PREPARE_STEP: usize = 256 << 10;
+
+/// The journaler as built on the caller's thread: plain data, sent to the
+/// journaler thread, which turns it into a [`JournalerStage`] there
+/// ([`JournalerSetup::start`]).
+pub(crate) struct JournalerSetup<F: FileSystem> {
+    pub(crate) journal: Journal<F>,
     pub(crate) base: u64,
     pub(crate) last_ts: u64,
-    pub(crate) pending: u64,
     pub(crate) shared: Arc<Shared>,
     pub(crate) gate: Option<StageGate>,
     /// Told when the journal is closed (after the last batch).
-    pub(crate) done: Option<Sender<()>>,
+    pub(crate) done: Sender<()>,
+}
+
+impl<F: FileSystem> JournalerSetup<F> {
+    /// Runs on the journaler thread: shares the journal between the stage
+    /// (appends) and the thread's idle hook ([`JournalerWait`]: time-based
+    /// syncs and page preparation while the input ring is empty). Both run
+    /// on this thread only, never at the same time, hence `Rc<RefCell>`.
+    pub(crate) fn start(self) -> JournalerStage<F> {
+        let journal = Rc::new(RefCell::new(Some(self.journal)));
+        let idle = JournalerIdle {
+            journal: Rc::clone(&journal),
+            shared: Arc::clone(&self.shared),
+        };
+        JOURNALER_IDLE.with(|hook| *hook.borrow_mut() = Some(Box::new(idle)));
+        JournalerStage {
+            journal,
+            base: self.base,
+            last_ts: self.last_ts,
+            pending: self.base - 1,
+            shared: self.shared,
+            gate: self.gate,
+            done: Some(self.done),
+        }
+    }
+}
+
+/// What the journaler thread does when the input ring is empty.
+trait IdleWork {
+    fn idle(&mut self);
+}
+
+thread_local! {
+    /// The journaler thread's idle work; set by [`JournalerSetup::start`],
+    /// cleared when the stage is dropped. `None` on every other thread.
+    static JOURNALER_IDLE: RefCell<Option<Box<dyn IdleWork>>> = const { RefCell::new(None) };
+}
+
+/// The journaler's wait strategy: first the idle work, then the stage's
+/// configured [`WaitKind`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct JournalerWait(pub(crate) WaitKind);
+
+impl disruptor::wait_strategies::WaitStrategy for JournalerWait {
+    #[inline]
+    fn wait_for(&self, sequence: disruptor::Sequence) {
+        JOURNALER_IDLE.with(|hook| {
+            if let Ok(mut hook) = hook.try_borrow_mut() {
+                if let Some(work) = hook.as_mut() {
+                    work.idle();
+                }
+            }
+        });
+        StageWait(self.0).wait_for(sequence);
+    }
+}
+
+struct JournalerIdle<F: FileSystem> {
+    journal: Rc<RefCell<Option<Journal<F>>>>,
+    shared: Arc<Shared>,
+}
+
+impl<F: FileSystem> IdleWork for JournalerIdle<F> {
+    /// Under `FsyncEveryMillis`, syncs the last batch once its interval has
+    /// passed (otherwise it would wait for the next command); then keeps
+    /// [`JOURNALER_PREPARE_LEAD`] bytes of the segment prepared, one
+    /// [`JOURNALER_PREPARE_STEP`] per call. Both are cheap checks when there
+    /// is nothing to do.
+    fn idle(&mut self) {
+        let mut slot = self.journal.borrow_mut();
+        let Some(journal) = slot.as_mut() else {
+            return;
+        };
+        let result = journal.sync_if_due().and_then(|synced| {
+            if synced {
+                let durable = journal.durable_sequence().unwrap_or(0);
+                self.shared
+                    .metrics
+                    .durable
+                    .store(durable, Ordering::Release);
+            }
+            if journal.prepared_ahead() < JOURNALER_PREPARE_LEAD {
+                journal.prepare_ahead(JOURNALER_PREPARE_STEP)?;
+            }
+            Ok(())
+        });
+        if let Err(e) = result {
+            *slot = None;
+            self.shared.record_journal_failure(e.to_string());
+        }
+    }
+}
+
+/// The journaler: the only writer of the input journal.
+pub(crate) struct JournalerStage<F: FileSystem> {
+    journal: Rc<RefCell<Option<Journal<F>>>>,
+    base: u64,
+    last_ts: u64,
+    pending: u64,
+    shared: Arc<Shared>,
+    gate: Option<StageGate>,
+    /// Told when the journal is closed (after the last batch).
+    done: Option<Sender<()>>,
 }
 
 impl<F: FileSystem> JournalerStage<F> {
@@ -53,8 +165,15 @@ impl<F: FileSystem> JournalerStage<F> {
         if let Some(gate) = &self.gate {
             gate.wait_open();
         }
+        if slot.is_stop_marker() || self.done.is_none() {
+            // A forced stop: everything before the marker is appended; end
+            // its batch and close. Slots after it are never journaled.
+            self.finish();
+            return;
+        }
         let cmd = stamp(slot, ring_seq, self.base, &mut self.last_ts);
-        let Some(journal) = self.journal.as_mut() else {
+        let mut journal_slot = self.journal.borrow_mut();
+        let Some(journal) = journal_slot.as_mut() else {
             return; // failed earlier: journal nothing more.
         };
         if let Err(e) = journal.append(
@@ -63,7 +182,8 @@ impl<F: FileSystem> JournalerStage<F> {
             JOURNAL_KIND_COMMAND,
             bytemuck::bytes_of(&cmd),
         ) {
-            self.fail(e);
+            *journal_slot = None;
+            fail(&self.shared, e);
             return;
         }
         self.pending = cmd.sequence;
@@ -75,33 +195,69 @@ impl<F: FileSystem> JournalerStage<F> {
                     m.durable.store(durable, Ordering::Release);
                     m.journaled.store(self.pending, Ordering::Release);
                 }
-                Err(e) => self.fail(e),
+                Err(e) => {
+                    *journal_slot = None;
+                    fail(&self.shared, e);
+                }
             }
         }
     }
+}
 
-    /// Stops journaling for good: the journal position never moves again,
-    /// so the engine (which checks it) applies nothing past the last
-    /// journaled command.
-    #[cold]
-    fn fail(&mut self, error: ringex_journal::Error) {
-        self.journal = None;
-        self.shared.record_journal_failure(error.to_string());
+/// Stops journaling for good (the caller dropped the journal): the journal
+/// position never moves again, so the engine (which checks it) applies
+/// nothing past the last journaled command.
+#[cold]
+fn fail(shared: &Shared, error: ringex_journal::Error) {
+    shared.record_journal_failure(error.to_string());
+}
+
+impl<F: FileSystem> JournalerStage<F> {
+    /// Ends the open batch (publishing the journal position, so the engine
+    /// applies it), closes the journal and says so; once only.
+    fn finish(&mut self) {
+        if self.done.is_none() {
+            return;
+        }
+        // The idle hook holds the other reference to the journal.
+        let _ = JOURNALER_IDLE.try_with(|hook| hook.borrow_mut().take());
+        let journal = self.journal.borrow_mut().take();
+        if let Some(mut journal) = journal {
+            if let Err(e) = journal.end_batch() {
+                fail(&self.shared, e);
+            } else {
+                let m = &self.shared.metrics;
+                m.durable
+                    .store(journal.durable_sequence().unwrap_or(0), Ordering::Release);
+                m.journaled.store(self.pending, Ordering::Release);
+                self.close(journal);
+            }
+        }
+        if let Some(done) = self.done.take() {
+            let _ = done.send(());
+        }
+    }
+
+    fn close(&self, journal: Journal<F>) {
+        let durable = journal.last_sequence();
+        match journal.close() {
+            Ok(()) => {
+                if let Some(d) = durable {
+                    self.shared.metrics.durable.store(d, Ordering::Release);
+                }
+            }
+            Err(e) => self.shared.record_journal_failure(e.to_string()),
+        }
     }
 }
 
 impl<F: FileSystem> Drop for JournalerStage<F> {
     fn drop(&mut self) {
-        if let Some(journal) = self.journal.take() {
-            let durable = journal.last_sequence();
-            match journal.close() {
-                Ok(()) => {
-                    if let Some(d) = durable {
-                        self.shared.metrics.durable.store(d, Ordering::Release);
-                    }
-                }
-                Err(e) => self.shared.record_journal_failure(e.to_string()),
-            }
+        // The idle hook holds the other reference to the journal.
+        let _ = JOURNALER_IDLE.try_with(|hook| hook.borrow_mut().take());
+        let journal = self.journal.borrow_mut().take();
+        if let Some(journal) = journal {
+            self.close(journal);
         }
         if let Some(done) = self.done.take() {
             let _ = done.send(());
@@ -193,6 +349,11 @@ impl EngineStage {
         ring_seq: disruptor::Sequence,
         end_of_batch: bool,
     ) {
+        if slot.is_stop_marker() || self.done.is_none() {
+            // A forced stop: everything before the marker is applied.
+            self.finish();
+            return;
+        }
         let cmd = stamp(slot, ring_seq, self.base, &mut self.last_ts);
         if self.halted {
             return;
@@ -250,6 +411,14 @@ impl EngineStage {
 
 impl Drop for EngineStage {
     fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+impl EngineStage {
+    /// Drains the output ring, stops the publisher and hands the engine
+    /// back; at a forced stop's marker or when the ring shuts down, once.
+    fn finish(&mut self) {
         // Dropping the output producer drains the output ring and joins the
         // publisher thread.
         drop(self.out.take());

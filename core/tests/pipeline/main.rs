@@ -13,6 +13,8 @@
 //!   mismatched one; an output-journal failure does not stop the engine,
 //! - `snapshots` — shutdown writes a snapshot; start-up restores the newest valid one, replays
 //!   only the tail, falls back past corrupt ones, starts trimmed journals; replay stays exact,
+//! - `shutdown` — `shutdown_within` stops while a sender is still held, keeping everything
+//!   published before its stop marker and refusing the rest,
 //! - `timer` — the timer source's ticks are journaled,
 //! - `crash` — a child process running the pipeline with periodic snapshots is killed (SIGKILL)
 //!   at varying points; each restart reaches a clean replay's digest and output journal,
@@ -29,6 +31,7 @@ mod end_to_end;
 mod failure;
 mod output_journal;
 mod restart;
+mod shutdown;
 mod sinks;
 mod snapshots;
 mod support;

@@ -313,10 +313,13 @@ fn preparing_ahead_changes_nothing_a_reader_can_see() {
     let dir = tempfile::tempdir().unwrap();
     let (mut j, _) = Journal::open(dir.path(), config().with_segment_size(64 << 10)).unwrap();
     assert_eq!(j.prepare_ahead(1 << 20).unwrap(), 0, "no segment yet");
+    assert_eq!(j.prepared_ahead(), 0);
     append_range(&mut j, 1..=3);
     // Whole pages after the writer's page, up to the end of the segment.
     assert_eq!(j.prepare_ahead(8192).unwrap(), 8192);
+    assert_eq!(j.prepared_ahead(), 8192);
     assert_eq!(j.prepare_ahead(1 << 20).unwrap(), (64 << 10) - 4096 - 8192);
+    assert_eq!(j.prepared_ahead(), (64 << 10) - 4096);
     assert_eq!(j.prepare_ahead(1 << 20).unwrap(), 0);
     append_range(&mut j, 4..=1200);
     assert!(j.prepare_ahead(1 << 20).unwrap() > 0, "the new segment");

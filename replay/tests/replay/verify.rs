@@ -217,3 +217,96 @@ fn a_different_engine_configuration_is_a_divergence_not_a_crash() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).1.contains("engine.json"), "{}", text(&out).1);
 }
+
+/// The snapshot files of a session, oldest first.
+fn snapshot_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir.join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "snap"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Flips one byte in the middle of a file.
+fn flip_middle_byte(path: &std::path::Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x40;
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// A session whose input journal was trimmed after a snapshot (as
+/// retention does) verifies from the snapshot the pipeline would start
+/// from; a tampered newest snapshot is passed over with the reason and the
+/// older one used; with every snapshot tampered, verify fails naming them.
+#[test]
+fn a_trimmed_session_verifies_from_its_snapshot_and_tampered_snapshots_are_reported() {
+    use ringex_journal::{Journal, RetentionPolicy, SnapshotStore};
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path()).with_snapshot_on_shutdown(true);
+    config.journal = config.journal.with_segment_size(64 << 10);
+    let first_run = run_session_with(config.clone(), 3_000, 21);
+    // Trim the input journal up to the shutdown snapshot.
+    let (mut journal, _) = Journal::open(&config.journal_dir, config.journal).unwrap();
+    let trimmed = SnapshotStore::open(config.snapshot_path())
+        .unwrap()
+        .apply_retention(&mut journal, RetentionPolicy { keep_snapshots: 1 })
+        .unwrap();
+    assert!(!trimmed.removed_segments.is_empty());
+    let first = journal.first_sequence().unwrap();
+    assert!(first > 1);
+    journal.close().unwrap();
+    // A second run starts from that snapshot and writes another.
+    let second_run = run_session_with(config.clone(), 1_000, 22);
+    let snapshots = snapshot_files(dir.path());
+    assert_eq!(snapshots.len(), 2, "{snapshots:?}");
+    let d = dir.path().to_str().unwrap();
+
+    let out = cli(&["verify", d, "--require-complete"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("OK: the replay reproduces"), "{stdout}");
+    // The newest snapshot is the second run's end: nothing left to replay.
+    assert!(
+        stdout.contains(&format!("snapshot        {}", snapshots[1].display())),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("{:#018x}", second_run.digest)),
+        "{stdout}"
+    );
+
+    // Tamper with the newest: the older one (the first run's end) starts
+    // the replay, which covers the second run's commands.
+    flip_middle_byte(&snapshots[1]);
+    let json = cli(&["verify", d, "--json", "--require-complete"]);
+    let v: serde_json::Value =
+        serde_json::from_slice(&json.stdout).unwrap_or_else(|e| panic!("{e}: {:?}", text(&json)));
+    assert_eq!(json.status.code(), Some(0), "{v}");
+    assert_eq!(v["verdict"], "ok");
+    assert_eq!(v["snapshot"]["sequence"], first_run.commands);
+    assert_eq!(v["commands"], second_run.commands);
+    assert_eq!(v["digest"], format!("{:#018x}", second_run.digest));
+    let skipped = v["skipped_snapshots"].as_array().unwrap();
+    assert_eq!(skipped.len(), 1, "{v}");
+    assert_eq!(
+        skipped[0]["path"],
+        snapshots[1].display().to_string(),
+        "{v}"
+    );
+
+    // Tamper with both: nothing can start the replay.
+    flip_middle_byte(&snapshots[0]);
+    let out = cli(&["verify", d]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(&format!("starts at sequence {first}, not 1")),
+        "{stderr}"
+    );
+    for s in &snapshots {
+        assert!(stderr.contains(&s.display().to_string()), "{stderr}");
+    }
+}
