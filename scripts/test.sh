@@ -118,8 +118,9 @@ step_doc() {
 }
 
 step_test() {
-    # Release: the property tests and long command streams are CPU-heavy.
-    cargo test --workspace --release
+    # Optimised (the property tests and long command streams are CPU-heavy)
+    # but without release's LTO: see [profile.ci] in Cargo.toml.
+    cargo test --workspace --profile ci
 }
 
 step_fuzz() {
@@ -131,6 +132,8 @@ step_fuzz() {
         cargo install cargo-fuzz --locked
     fi
     local seconds=${FUZZ_SECONDS:-30} target
+    # One build of every target first: they share the sanitized dependencies.
+    (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz build)
     for target in $(cd fuzz && cargo fuzz list); do
         echo "fuzzing ${target} for ${seconds}s"
         (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" -- \
