@@ -48,6 +48,7 @@ fn install_signal_handlers() -> std::io::Result<()> {
     Ok(())
 }
 
+#[derive(Debug)]
 enum Mode {
     Run(Option<PathBuf>, ServerOptions),
     PrintDefault,

@@ -358,11 +358,10 @@ impl TickTimer {
             .name("ringex-server-timer".into())
             .spawn(move || {
                 let mut next = Instant::now() + interval;
-                loop {
-                    match stopped.recv_timeout(next.saturating_duration_since(Instant::now())) {
-                        Err(RecvTimeoutError::Timeout) => {}
-                        Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
-                    }
+                // Until stopped (or the handle is dropped): a tick per interval.
+                while let Err(RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(next.saturating_duration_since(Instant::now()))
+                {
                     next += interval;
                     match sender.try_submit(Command::timer_tick()) {
                         // A refused tick is skipped: the next carries a later time.
