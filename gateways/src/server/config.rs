@@ -225,6 +225,9 @@ impl ServerConfig {
             ));
         }
         self.durability()?;
+        self.engine_config()
+            .validate()
+            .map_err(|e| format!("[engine] {e}"))?;
         self.pipeline_config(Path::new("."))
             .validate()
             .map_err(|e| e.to_string())?;
@@ -405,6 +408,7 @@ mod tests {
         assert!(with("min_price = 33", "min_price = 0").contains("within"));
         assert!(with("spread = 10", "spread = 40").contains("spread"));
         assert!(with("input_ring_size = 16384", "input_ring_size = 1000").contains("ring"));
+        assert!(with("max_orders = 65536", "max_orders = 0").contains("[engine]"));
         assert!(ServerConfig::parse("not toml [").is_err());
         assert!(ServerConfig::parse("").is_err());
     }
