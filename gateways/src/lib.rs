@@ -10,6 +10,8 @@
 //! |--------|--------|------|
 //! | [`fix`] | one `mio` event loop | FIX sessions: framing, session state, message stores |
 //! | [`ws`] | one `mio` event loop | WebSocket and HTTP connections, subscriptions, the L2 view for snapshots |
+//! | [`server`] | the caller's, plus a timer and a demo thread | the `ringex` server: configuration, start-up order, bootstrap, demo market |
 
 pub mod fix;
+pub mod server;
 pub mod ws;

@@ -1838,6 +1838,12 @@ impl Server {
         }
     }
 
+    /// Applies an event of an earlier run (before the thread starts: no
+    /// connection, subscription or pending reply exists yet).
+    pub(super) fn apply_history(&mut self, event: &Event, command_timestamp: u64) {
+        self.view.apply(event, command_timestamp);
+    }
+
     fn on_event(&mut self, event: &Event) {
         let effect = self.view.apply(event, wall_clock_ns());
         self.fan_out(&effect);

@@ -1,0 +1,358 @@
+//! The `ringex` server: in-process restart recovery of the gateway's view,
+//! and the built binary run as a child process (monitor page, markets,
+//! demo trades, SIGTERM, restart). Everything listens on 127.0.0.1 with a
+//! free port and keeps its data in a temporary directory.
+
+use ringex_gateways::server::{Server, ServerConfig, ServerOptions};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const TICKERS: [&str; 4] = [
+    "MARKET_MAKER",
+    "RAIN-NYC-TOMORROW",
+    "FED-25DEC-T4.00",
+    "BTC-USD",
+];
+const MAKER: &str = "demo-maker";
+const TRADER: &str = "demo-trader-1";
+
+fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, String) {
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+    if let Some(key) = key {
+        head.push_str(&format!("X-Api-Key: {key}\r\n"));
+    }
+    head.push_str(&format!(
+        "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    ));
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").expect("a complete response");
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, body.to_owned())
+}
+
+fn get_json(addr: SocketAddr, path: &str, key: Option<&str>) -> Value {
+    let (status, body) = request(addr, "GET", path, key, None);
+    assert_eq!(status, 200, "GET {path}: {body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Trades without their `ts` (a live trade is stamped when the gateway saw
+/// it, a rebuilt one with its command's time; both are whole seconds).
+fn trades(addr: SocketAddr, ticker: &str) -> Vec<Value> {
+    let mut body = get_json(
+        addr,
+        &format!("/api/v1/markets/{ticker}/trades?limit=100"),
+        None,
+    );
+    let trades = body["trades"].as_array_mut().unwrap();
+    for t in trades.iter_mut() {
+        assert!(t["ts"].as_u64().is_some_and(|ts| ts > 1_600_000_000), "{t}");
+        t.as_object_mut().unwrap().remove("ts");
+    }
+    trades.clone()
+}
+
+/// Everything a client can read about the markets and two accounts.
+fn exchange_state(addr: SocketAddr) -> Value {
+    let mut state = json!({"markets": get_json(addr, "/api/v1/markets", None)});
+    for ticker in TICKERS {
+        state[ticker] = json!({
+            "orderbook": get_json(addr, &format!("/api/v1/markets/{ticker}/orderbook?depth=50"), None),
+            "trades": trades(addr, ticker),
+        });
+    }
+    for key in [MAKER, TRADER] {
+        state[key] = json!({
+            "orders": get_json(addr, "/api/v1/portfolio/orders", Some(key)),
+            "balance": get_json(addr, "/api/v1/portfolio/balance", Some(key)),
+            "positions": get_json(addr, "/api/v1/portfolio/positions", Some(key)),
+        });
+    }
+    state
+}
+
+fn place(addr: SocketAddr, key: &str, order: Value) {
+    let (status, body) = request(
+        addr,
+        "POST",
+        "/api/v1/portfolio/orders",
+        Some(key),
+        Some(&order),
+    );
+    assert_eq!(status, 201, "{order} -> {body}");
+}
+
+fn start_in_process(data_dir: &Path) -> Server {
+    let options = ServerOptions {
+        data_dir: Some(data_dir.to_path_buf()),
+        listen: Some("127.0.0.1:0".parse().unwrap()),
+        no_demo: true,
+    };
+    Server::start(&ServerConfig::default_config(), &options).unwrap()
+}
+
+#[test]
+fn a_restarted_server_shows_the_same_books_trades_and_portfolios() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_in_process(dir.path());
+    assert_eq!(server.summary().markets_created.len(), TICKERS.len());
+    assert_eq!(server.summary().accounts_created, vec![1, 2, 3, 4]);
+    let addr = server.local_addr();
+    // Resting quotes on both markets, then takers that trade with part of them.
+    let binary = |action: &str, price: i64, count: u64, tif: &str| {
+        json!({"ticker": "MARKET_MAKER", "action": action, "side": "yes",
+               "yes_price": price, "count": count, "time_in_force": tif})
+    };
+    let spot = |action: &str, price: &str, quantity: &str, tif: &str| {
+        json!({"ticker": "BTC-USD", "action": action, "price": price,
+               "quantity": quantity, "time_in_force": tif})
+    };
+    place(addr, MAKER, binary("buy", 40, 10, "gtc"));
+    place(addr, MAKER, binary("buy", 38, 7, "gtc"));
+    place(addr, MAKER, binary("sell", 60, 10, "gtc"));
+    place(addr, TRADER, binary("buy", 99, 4, "ioc"));
+    place(addr, TRADER, binary("sell", 1, 12, "ioc"));
+    place(addr, MAKER, spot("sell", "60010", "0.500", "gtc"));
+    place(addr, MAKER, spot("buy", "59990", "0.250", "gtc"));
+    place(addr, TRADER, spot("buy", "80000", "0.125", "ioc"));
+    wait_for("five trades in the view", Duration::from_secs(10), || {
+        trades(addr, "MARKET_MAKER").len() == 3 && trades(addr, "BTC-USD").len() == 1
+    });
+    let before = exchange_state(addr);
+    assert_eq!(
+        before["MARKET_MAKER"]["orderbook"]["orderbook"]["yes"],
+        json!([[38, 5]]),
+        "the sell IOC took 10 at 40 and 2 at 38"
+    );
+    let report = server.shutdown();
+    assert!(report.health.is_ok(), "{:?}", report.health);
+    assert!(
+        report.snapshot.is_some(),
+        "a snapshot is written at shutdown"
+    );
+
+    // Restart: from the snapshot, nothing created again, the same view.
+    let server = start_in_process(dir.path());
+    let summary = server.summary();
+    assert!(summary.markets_created.is_empty() && summary.accounts_created.is_empty());
+    assert!(summary.pipeline.snapshot.is_some());
+    assert!(summary.history_events > 0);
+    let after = exchange_state(server.local_addr());
+    assert_eq!(before, after);
+    server.shutdown();
+
+    // Without the snapshot (a full replay) the view is the same too.
+    std::fs::remove_dir_all(dir.path().join("journal/snapshots")).unwrap();
+    let server = start_in_process(dir.path());
+    assert!(server.summary().pipeline.snapshot.is_none());
+    assert!(server.summary().pipeline.replayed > 0);
+    assert_eq!(before, exchange_state(server.local_addr()));
+    server.shutdown();
+}
+
+/// The binary, its stdout lines arriving on a channel.
+struct Ringex {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    addr: SocketAddr,
+    seen: Vec<String>,
+}
+
+impl Ringex {
+    fn start(work_dir: &Path, extra: &[&str]) -> Ringex {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ringex"))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .current_dir(work_dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut seen = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let addr = loop {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            let line = lines
+                .recv_timeout(wait)
+                .unwrap_or_else(|_| panic!("no monitor line within 30 s; got {seen:?}"));
+            seen.push(line.clone());
+            if let Some(url) = line.strip_prefix("ringex: monitor page http://") {
+                break url.trim_end_matches('/').parse().unwrap();
+            }
+        };
+        Ringex {
+            child,
+            lines,
+            addr,
+            seen,
+        }
+    }
+
+    /// SIGTERM, then the exit status and the rest of stdout.
+    fn terminate(mut self) -> Vec<String> {
+        let pid = self.child.id() as libc::pid_t;
+        // SAFETY: signals our own child, which has not been reaped yet.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("ringex did not stop within 30 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut seen = std::mem::take(&mut self.seen);
+        seen.extend(self.lines.try_iter());
+        assert!(status.success(), "exit {status:?}; stdout {seen:?}");
+        seen
+    }
+}
+
+impl Drop for Ringex {
+    fn drop(&mut self) {
+        // A failed assertion must not leave the server running.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_ringex_binary_runs_the_demo_market_and_recovers_after_sigterm() {
+    let work = tempfile::tempdir().unwrap();
+    // Defaults: data under ./ringex-data of the working folder, demo on.
+    let first = Ringex::start(work.path(), &[]);
+    assert!(
+        first
+            .seen
+            .iter()
+            .any(|l| l.contains("created markets MARKET_MAKER")),
+        "{:?}",
+        first.seen
+    );
+    let addr = first.addr;
+    let (status, page) = request(addr, "GET", "/", None, None);
+    assert_eq!(status, 200);
+    assert!(page.contains("ringex monitor"));
+    let markets = get_json(addr, "/api/v1/markets", None);
+    let listed: Vec<&str> = markets["markets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["ticker"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, TICKERS);
+    // The demo's traders take the makers' quotes within a few intervals.
+    let mut seen_trade = None;
+    wait_for("a demo trade", Duration::from_secs(30), || {
+        seen_trade = TICKERS
+            .iter()
+            .find_map(|t| trades(addr, t).into_iter().next());
+        seen_trade.is_some()
+    });
+    let seen_trade = seen_trade.unwrap();
+    let stdout = first.terminate();
+    assert!(
+        stdout
+            .iter()
+            .any(|l| l.starts_with("ringex: snapshot written")),
+        "{stdout:?}"
+    );
+    assert!(work.path().join("ringex-data/journal/events").is_dir());
+
+    // Restart without the demo: recovered, nothing re-created, and the
+    // trade seen before is still on the tape.
+    let second = Ringex::start(work.path(), &["--no-demo"]);
+    assert!(
+        second
+            .seen
+            .iter()
+            .any(|l| l.contains("recovered from snapshot")),
+        "{:?}",
+        second.seen
+    );
+    assert!(
+        !second.seen.iter().any(|l| l.contains("created")),
+        "{:?}",
+        second.seen
+    );
+    let ticker = seen_trade["market_ticker"].as_str().unwrap();
+    assert!(
+        trades(second.addr, ticker).contains(&seen_trade),
+        "{seen_trade} after restart"
+    );
+    let state = exchange_state(second.addr);
+    second.terminate();
+
+    // A third start shows exactly the same markets, books and tapes.
+    let third = Ringex::start(work.path(), &["--no-demo"]);
+    assert_eq!(state, exchange_state(third.addr));
+    third.terminate();
+}
+
+#[test]
+fn bad_command_lines_and_configs_exit_with_a_clear_error() {
+    let work = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_ringex"))
+            .args(args)
+            .current_dir(work.path())
+            .output()
+            .unwrap()
+    };
+    let printed = run(&["--print-default-config"]);
+    assert!(printed.status.success());
+    let text = String::from_utf8(printed.stdout).unwrap();
+    assert!(ServerConfig::parse(&text).is_ok());
+    let bad = run(&["--bogus"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown argument"));
+    std::fs::write(
+        work.path().join("bad.toml"),
+        text.replace("[engine]", "[engine]\nturbo = true"),
+    )
+    .unwrap();
+    let bad = run(&["--config", "bad.toml"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("turbo"));
+    let missing = run(&["--config", "missing.toml"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(!work.path().join("ringex-data").exists(), "nothing started");
+}
