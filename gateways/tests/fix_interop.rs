@@ -26,6 +26,9 @@ use ringex_gateways::fix::{
 /// The longest one scenario may run before it is killed and failed.
 const SCENARIO_LIMIT: Duration = Duration::from_secs(40);
 
+/// QMAKER's second account.
+const SECOND_ACCOUNT: u32 = 61;
+
 /// FIX symbol, instrument id.
 const SYMBOLS: [(&str, u32); 5] = [
     ("RAIN", 1),
@@ -76,6 +79,11 @@ fn session(client: &str, account: u32) -> SessionConfig {
     let mut s = SessionConfig::new("FIX.4.4", "ISLD", client);
     s.accounts = vec![account.to_string()];
     match client {
+        // Allowed two accounts: orders name one in Parties.
+        "QMAKER" => {
+            s.reset_on_logon = true;
+            s.accounts.push(SECOND_ACCOUNT.to_string());
+        }
         // Sequence recovery across reconnects: no reset.
         "QRECON" | "QRECONCP" => s.reset_on_logon = false,
         "QPASS" => {
@@ -110,6 +118,8 @@ fn start_venue() -> Venue {
         setup.push(EngineCommand::add_account(account));
         setup.push(EngineCommand::deposit(account, 0, 1_000_000));
     }
+    setup.push(EngineCommand::add_account(SECOND_ACCOUNT));
+    setup.push(EngineCommand::deposit(SECOND_ACCOUNT, 0, 1_000_000));
     for cmd in setup {
         admin.try_submit(cmd).unwrap();
     }
@@ -202,6 +212,7 @@ fn quickfix_initiators_trade_with_the_gateway() {
         "orders",
         "amend_cancel",
         "foreign_cancel",
+        "market_data",
         "reconnect",
     ] {
         let started = Instant::now();

@@ -212,7 +212,15 @@ fn orders_fill_between_sessions_and_cancel_with_execution_reports() {
         ],
     );
     seller.send("V", "262=MD1|263=0|264=1|267=1|269=0|146=1|55=RAIN|");
-    check(&seller.receive(), &[("35", "j"), ("380", "3")]);
+    check(
+        &seller.receive(),
+        &[("35", "W"), ("262", "MD1"), ("55", "RAIN")],
+    );
+    seller.send("c", "320=SD1|321=0|");
+    check(
+        &seller.receive(),
+        &[("35", "j"), ("380", "3"), ("372", "c")],
+    );
 
     // Cancel/replace: new price and a smaller quantity under a new ClOrdID.
     buyer.send("D", "11=B4|21=1|38=10|40=2|44=30|54=1|55=RAIN|60=<T>|");

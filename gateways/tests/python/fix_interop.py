@@ -257,7 +257,47 @@ def scenario_orders(port, workdir):
 
 
 def extra_orders(app, sym):
-    """Order types beyond limit and market; replaced when supported."""
+    """Post-only, stop, stop-limit, GTD, the NO leg, and the account from
+    Parties. The book now: asks 5 @ 60 (QMAKER); bids 1 @ 10 (QTAKER)."""
+    # Post-only that would cross: not placed.
+    app.send("QTAKER", "D", order("P1", "1", 1, "2", sym, price=60, extra=[(18, "6")]))
+    dead = app.expect("QTAKER", "post-only refused",
+                      lambda m: get(m, 11) == "P1" and get(m, 39) in ("4", "8"))
+    assert get(dead, 14) == "0", dead
+    # Post-only that rests.
+    app.send("QTAKER", "D", order("P2", "1", 1, "2", sym, price=15, extra=[(18, "6")]))
+    app.report("QTAKER", "P2", "0")
+    # Stop (market) buy above the last price, and a stop-limit sell below:
+    # both accepted and waiting.
+    app.send("QTAKER", "D", order("S1", "1", 1, "3", sym, extra=[(99, 90)]))
+    assert get(app.report("QTAKER", "S1", "0"), 39) == "0"
+    app.send("QTAKER", "D", order("S2", "2", 1, "4", sym, price=5, extra=[(99, 5)]))
+    assert get(app.report("QTAKER", "S2", "0"), 39) == "0"
+    # A stop without StopPx: rejected.
+    app.send("QTAKER", "D", order("S3", "1", 1, "3", sym))
+    assert "StopPx" in get(app.report("QTAKER", "S3", "8"), 58, "")
+    # GTD with an ExpireTime an hour away; without one it is rejected.
+    later = time.strftime("%Y%m%d-%H:%M:%S", time.gmtime(time.time() + 3600))
+    app.send("QTAKER", "D", order("G1", "1", 1, "2", sym, price=12, tif="6",
+                                  extra=[(126, later)]))
+    app.report("QTAKER", "G1", "0")
+    app.send("QTAKER", "D", order("G2", "1", 1, "2", sym, price=12, tif="6"))
+    assert "ExpireTime" in get(app.report("QTAKER", "G2", "8"), 58, "")
+    # NO leg: buying NO at 90 is selling YES at 10; it meets the best YES
+    # bid (15, P2) and the NO buyer pays 100 - 15 = 85.
+    app.send("QMAKER", "D", order("N1", "1", 1, "2", f"{sym}-NO", price=90))
+    fill = app.report("QMAKER", "N1", "F")
+    assert get(fill, 31) == "85" and get(fill, 54) == "1" and get(fill, 55) == f"{sym}-NO", fill
+    assert get(app.report("QTAKER", "P2", "F"), 31) == "15"
+    # Account from Parties (PartyRole 24) for a session allowed two accounts.
+    parties = [(453, 448, [[(448, "61"), (447, "D"), (452, "24")]])]
+    app.send("QMAKER", "D", order("Y1", "1", 1, "2", sym, price=11), groups=parties)
+    assert get(app.report("QMAKER", "Y1", "0"), 1) == "61"
+    # ... and an account the session may not trade: BusinessMessageReject.
+    parties = [(453, 448, [[(448, "52"), (447, "D"), (452, "24")]])]
+    app.send("QMAKER", "D", order("Y2", "1", 1, "2", sym, price=11), groups=parties)
+    rej = app.expect("QMAKER", "BusinessMessageReject", lambda m: get(m, 35) == "j")
+    assert get(rej, 380) == "6", rej
 
 
 def scenario_amend_cancel(port, workdir):
@@ -324,10 +364,15 @@ def scenario_market_data(port, workdir):
         app.send("QMDTRADER", "D", order("D3", "2", 1, "2", sym, price=56))
         app.report("QMDTRADER", "D3", "0")
         app.quiet("QMD", 0.5)
+        # An application message the venue does not support.
+        app.send("QMD", "c", [(320, "SD1"), (321, "0")])
+        rej = app.expect("QMD", "BusinessMessageReject", lambda m: get(m, 35) == "j")
+        assert get(rej, 380) == "3" and get(rej, 372) == "c", rej
         # Security list.
         app.send("QMD", "x", [(320, "SL1"), (559, "4")])
         sl = app.expect("QMD", "SecurityList", lambda m: get(m, 35) == "y")
         assert get(sl, 320) == "SL1" and sym in get_all(sl, 55), sl
+        assert f"{sym}-NO" in get_all(sl, 55), sl
     finally:
         ini.stop()
 
