@@ -25,6 +25,8 @@ fi
 SETUPS=(rust_components)
 # WebSocket gateway tests: a Python `websockets` client and headless Chromium.
 SETUPS+=(python_websockets chromium)
+# FIX interop tests: the official QuickFIX engine (Python `quickfix`) as initiator.
+SETUPS+=(quickfix)
 # Checks, in this order.
 STEPS=(fmt clippy doc test fuzz)
 
@@ -101,6 +103,38 @@ setup_chromium() {
             die "could not install chromium"
     fi
     chromium --version
+}
+
+setup_quickfix() {
+    # gateways/tests/fix_interop.rs drives the FIX gateway with the QuickFIX
+    # engine (Python `quickfix`). It builds from source (10-20 min), so its
+    # virtual environment lives in a cache outside the checkout and is
+    # rebuilt only when `import quickfix` fails there.
+    local venv="${RINGEX_QUICKFIX_VENV:-$HOME/.cache/ringex/quickfix-venv}"
+    if "$venv/bin/python" -c 'import quickfix' >/dev/null 2>&1; then
+        echo "quickfix present in $venv"
+        return 0
+    fi
+    local need=()
+    command -v python3 >/dev/null 2>&1 || need+=(python3)
+    command -v g++ >/dev/null 2>&1 || need+=(g++)
+    python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+    local include
+    include="$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["include"])' 2>/dev/null || true)"
+    [[ -n "$include" && -f "$include/Python.h" ]] || need+=(python3-dev)
+    if [[ ${#need[@]} -gt 0 ]]; then
+        command -v apt-get >/dev/null 2>&1 || die "missing ${need[*]} to build quickfix and no apt-get to install them"
+        echo "installing Debian packages: ${need[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null ||
+            die "could not install ${need[*]}"
+    fi
+    mkdir -p "$(dirname "$venv")"
+    [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv" || die "could not create the venv $venv"
+    echo "building the Python quickfix package into $venv (10-20 minutes; log: $venv.build.log)"
+    "$venv/bin/python" -m pip install quickfix >"$venv.build.log" 2>&1 ||
+        die "pip install quickfix failed; see $venv.build.log"
+    "$venv/bin/python" -c 'import quickfix' || die "quickfix built but does not import"
 }
 
 # ---------------------------------------------------------------- steps

@@ -3,21 +3,34 @@
 //! ring; the engine's events come back from a publisher sink as
 //! ExecutionReports (8) and OrderCancelRejects (9).
 //!
-//! Scope of this first slice: limit and market orders on binary markets
-//! (the YES leg, prices in whole cents), time in force GTC (and Day),
-//! IOC and FOK, cancels and cancel/replaces by OrigClOrdID, order status
-//! requests, mass cancels
-//! (all orders or one symbol), and cancel-on-disconnect (a
+//! Order entry: market, limit, stop and stop-limit orders; time in force
+//! GTC (and Day), IOC, FOK and GTD with ExpireTime (126); ExecInst (18)
+//! `6` for post-only. Binary markets trade the YES leg in whole cents; the
+//! NO leg is the symbol with a `-NO` suffix (`RAIN-NO`), and a NO order is
+//! the engine's YES order on the other side at 100 − P (the engine
+//! normalises it; reports to the client are in NO prices). Spot symbols
+//! (see [`ExchangeApplication::with_spot_symbols`]) trade without a leg.
+//! Cancels and cancel/replaces by OrigClOrdID, order status requests, mass
+//! cancels (all orders or one symbol), and cancel-on-disconnect (a
 //! journaled mass cancel when a configured session logs out or drops).
-//! The account is the session's
-//! first configured account, or Account (1) when it names another account
-//! the session may trade. Anything else is refused with a reject that says
-//! why; nothing is half-accepted.
+//!
+//! The account is the session's first configured account, or the one named
+//! by Account (1) or, failing that, by a Parties (453) entry with PartyRole
+//! (452) 24 (customer account) — when the session may trade it.
+//!
+//! Market data: MarketDataRequest (V) is answered with a
+//! MarketDataSnapshotFullRefresh (W) per symbol from the book levels this
+//! application has seen since it started, then (SubscriptionRequestType 1)
+//! MarketDataIncrementalRefresh (X) for every level change and trade.
+//! SecurityListRequest (x) is answered with a SecurityList (y) of every
+//! configured symbol. Other application messages get a
+//! BusinessMessageReject (j). Anything refused gets a reject that says why;
+//! nothing is half-accepted.
 //!
 //! Thread: the FIX event loop owns it (it holds a `CommandSender` clone and
 //! the sink's receiver; `poll` drains the sink without blocking).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crossbeam_channel::Receiver;
 use ringex_core::pipeline::{wall_clock_ns, CommandSender, SubmitError};
@@ -29,7 +42,7 @@ use ringex_core::records::{
 use super::app::{AppReject, Application};
 use super::message::{Message, OutMessage};
 use super::session::SessionConfig;
-use super::time::{now_millis, Millis};
+use super::time::{now_millis, parse_timestamp, Millis};
 
 struct Order {
     session: String,
@@ -37,6 +50,8 @@ struct Order {
     cl_ord_id: String,
     symbol: String,
     side: Side,
+    /// `No` orders are reported in NO prices (100 − the engine's price).
+    outcome: Outcome,
     quantity: u64,
     order_id: u64,
     cum_qty: u64,
@@ -54,11 +69,31 @@ struct PendingReplace {
     cl_ord_id: String,
 }
 
+/// One MarketDataRequest subscription.
+struct Subscription {
+    session: String,
+    req_id: Vec<u8>,
+    instrument: u32,
+    symbol: String,
+    trades: bool,
+}
+
+/// The levels of one instrument's book, from the engine's BookLevel events.
+#[derive(Default)]
+struct Book {
+    bids: BTreeMap<i64, u64>,
+    asks: BTreeMap<i64, u64>,
+}
+
 /// Maps FIX order entry onto the engine.
 pub struct ExchangeApplication {
     sender: CommandSender,
     events: Receiver<Event>,
     symbols: HashMap<String, u32>,
+    /// Symbols of spot instruments (orders carry no leg).
+    spot: HashSet<String>,
+    books: HashMap<u32, Book>,
+    subscriptions: Vec<Subscription>,
     next_client_order_id: u64,
     /// By (account, engine client order id).
     orders: HashMap<(u32, u64), Order>,
@@ -113,6 +148,9 @@ impl ExchangeApplication {
             sender,
             events,
             symbols,
+            spot: HashSet::new(),
+            books: HashMap::new(),
+            subscriptions: Vec::new(),
             // Engine client order ids must not repeat within an account, also
             // across restarts: start from the clock.
             next_client_order_id: wall_clock_ns() / 1000,
@@ -125,10 +163,49 @@ impl ExchangeApplication {
         }
     }
 
+    /// Marks symbols as spot instruments: their orders carry no binary leg
+    /// and they have no `-NO` symbol.
+    pub fn with_spot_symbols(mut self, spot: impl IntoIterator<Item = String>) -> Self {
+        self.spot.extend(spot);
+        self
+    }
+
+    /// The instrument and leg a FIX Symbol names: `SYM` (YES, or spot) or
+    /// `SYM-NO` (the NO leg of a binary).
+    fn resolve_symbol(&self, symbol: &str) -> Option<(u32, Outcome)> {
+        if let Some(&id) = self.symbols.get(symbol) {
+            let outcome = if self.spot.contains(symbol) {
+                Outcome::None
+            } else {
+                Outcome::Yes
+            };
+            return Some((id, outcome));
+        }
+        let base = symbol.strip_suffix("-NO")?;
+        if self.spot.contains(base) {
+            return None;
+        }
+        self.symbols.get(base).map(|&id| (id, Outcome::No))
+    }
+
+    /// Account (1), else the PartyID of a Parties entry with PartyRole 24.
+    fn requested_account(message: &Message) -> Option<String> {
+        if let Some(a) = message.body_value(1) {
+            return Some(String::from_utf8_lossy(a).into_owned());
+        }
+        let parties = message.body.group(453)?;
+        parties.entries.iter().find_map(|entry| {
+            let role = entry.get(452).map(|f| message.value(f))?;
+            if role != b"24" {
+                return None;
+            }
+            let id = entry.get(448).map(|f| message.value(f))?;
+            Some(String::from_utf8_lossy(id).into_owned())
+        })
+    }
+
     fn account(session: &SessionConfig, message: &Message) -> Result<u32, AppReject> {
-        let requested = message
-            .body_value(1)
-            .map(|a| String::from_utf8_lossy(a).into_owned());
+        let requested = Self::requested_account(message);
         let name = match requested {
             Some(a) if session.accounts.contains(&a) => a,
             Some(_) => return Err(not_authorized("this session may not trade that account")),
@@ -238,7 +315,7 @@ impl ExchangeApplication {
         }
         let symbol =
             String::from_utf8_lossy(message.body_value(55).unwrap_or_default()).into_owned();
-        let Some(&instrument) = self.symbols.get(&symbol) else {
+        let Some((instrument, outcome)) = self.resolve_symbol(&symbol) else {
             Self::reject_new(message, "Unknown symbol", replies);
             return Ok(());
         };
@@ -253,8 +330,11 @@ impl ExchangeApplication {
         let order_type = match message.body_value(40) {
             Some(b"1") => OrderType::Market,
             Some(b"2") => OrderType::Limit,
+            Some(b"3") => OrderType::StopMarket,
+            Some(b"4") => OrderType::StopLimit,
             _ => {
-                Self::reject_new(message, "OrdType must be 1 (market) or 2 (limit)", replies);
+                let text = "OrdType must be 1 (market), 2 (limit), 3 (stop) or 4 (stop limit)";
+                Self::reject_new(message, text, replies);
                 return Ok(());
             }
         };
@@ -262,11 +342,33 @@ impl ExchangeApplication {
             None | Some(b"0") | Some(b"1") => TimeInForce::Gtc,
             Some(b"3") => TimeInForce::Ioc,
             Some(b"4") => TimeInForce::Fok,
+            Some(b"6") => TimeInForce::Gtd,
             _ => {
-                Self::reject_new(message, "TimeInForce must be 0, 1, 3 or 4", replies);
+                Self::reject_new(message, "TimeInForce must be 0, 1, 3, 4 or 6", replies);
                 return Ok(());
             }
         };
+        let expire_time = if time_in_force == TimeInForce::Gtd {
+            match message.body_value(126).and_then(parse_timestamp) {
+                Some(ms) if ms > now_millis() => ms as u64 * 1_000_000,
+                Some(_) => {
+                    Self::reject_new(message, "ExpireTime is in the past", replies);
+                    return Ok(());
+                }
+                None => {
+                    let text = "A GTD order needs ExpireTime (126) as a UTCTimestamp";
+                    Self::reject_new(message, text, replies);
+                    return Ok(());
+                }
+            }
+        } else {
+            0
+        };
+        // ExecInst is a multiple-char value: '6' (participate don't
+        // initiate) anywhere in it makes the order post-only.
+        let post_only = message
+            .body_value(18)
+            .is_some_and(|v| v.split(|b| *b == b' ').any(|i| i == b"6"));
         let Some(quantity) = message
             .body_value(38)
             .and_then(whole_number)
@@ -275,16 +377,32 @@ impl ExchangeApplication {
             Self::reject_new(message, "OrderQty must be a positive whole number", replies);
             return Ok(());
         };
-        let price = match (order_type, message.body_value(44)) {
-            (OrderType::Limit, Some(p)) => match whole_number(p) {
+        let needs_price = matches!(order_type, OrderType::Limit | OrderType::StopLimit);
+        let price = match (needs_price, message.body_value(44)) {
+            (true, Some(p)) => match whole_number(p) {
                 Some(p) => p as i64,
                 None => {
                     Self::reject_new(message, "Price must be whole cents", replies);
                     return Ok(());
                 }
             },
-            (OrderType::Limit, None) => {
+            (true, None) => {
                 Self::reject_new(message, "A limit order needs a Price", replies);
+                return Ok(());
+            }
+            _ => 0,
+        };
+        let needs_stop = matches!(order_type, OrderType::StopMarket | OrderType::StopLimit);
+        let stop_price = match (needs_stop, message.body_value(99)) {
+            (true, Some(p)) => match whole_number(p) {
+                Some(p) => p as i64,
+                None => {
+                    Self::reject_new(message, "StopPx must be whole cents", replies);
+                    return Ok(());
+                }
+            },
+            (true, None) => {
+                Self::reject_new(message, "A stop order needs a StopPx (99)", replies);
                 return Ok(());
             }
             _ => 0,
@@ -296,15 +414,15 @@ impl ExchangeApplication {
             instrument,
             client_order_id,
             side,
-            outcome: Outcome::Yes,
+            outcome,
             order_type,
             time_in_force,
             price,
             quantity,
-            stop_price: 0,
-            expire_time: 0,
+            stop_price,
+            expire_time,
             quote_budget: 0,
-            post_only: false,
+            post_only,
             stp: SelfTradePrevention::None,
         };
         match self.sender.try_submit(Command::new_order(spec)) {
@@ -319,6 +437,7 @@ impl ExchangeApplication {
                         cl_ord_id,
                         symbol,
                         side,
+                        outcome,
                         quantity,
                         order_id: 0,
                         cum_qty: 0,
@@ -515,9 +634,8 @@ impl ExchangeApplication {
             b"1" => {
                 let symbol = String::from_utf8_lossy(message.body_value(55).unwrap_or_default())
                     .into_owned();
-                self.symbols
-                    .get(&symbol)
-                    .map(|id| Some(*id))
+                self.resolve_symbol(&symbol)
+                    .map(|(id, _)| Some(id))
                     .ok_or("Unknown symbol")
             }
             _ => Err("MassCancelRequestType must be 1 (security) or 7 (all orders)"),
@@ -545,7 +663,199 @@ impl ExchangeApplication {
         Ok(())
     }
 
+    /// MarketDataRequest (V): a snapshot (W) per symbol, and for
+    /// SubscriptionRequestType 1 incremental refreshes (X) until a request
+    /// with type 2 and the same MDReqID unsubscribes.
+    fn market_data_request(
+        &mut self,
+        session: &SessionConfig,
+        message: &Message,
+        replies: &mut Vec<OutMessage>,
+    ) -> Result<(), AppReject> {
+        let req_id = message.body_value(262).unwrap_or_default().to_vec();
+        let name = session.session_name();
+        let reject = |reason: &str, text: &str| {
+            let mut r = OutMessage::new("Y");
+            r.set(262, &req_id).set(281, reason).set(58, text);
+            r
+        };
+        let request_type = message.body_value(263).unwrap_or_default();
+        if request_type == b"2" {
+            self.subscriptions
+                .retain(|s| !(s.session == name && s.req_id == req_id));
+            return Ok(());
+        }
+        if !matches!(request_type, b"0" | b"1") {
+            replies.push(reject("4", "SubscriptionRequestType must be 0, 1 or 2"));
+            return Ok(());
+        }
+        if self
+            .subscriptions
+            .iter()
+            .any(|s| s.session == name && s.req_id == req_id)
+        {
+            replies.push(reject("1", "Duplicate MDReqID"));
+            return Ok(());
+        }
+        let mut trades = false;
+        if let Some(types) = message.body.group(267) {
+            for entry in &types.entries {
+                match entry.get(269).map(|f| message.value(f)) {
+                    Some(b"0") | Some(b"1") => {}
+                    Some(b"2") => trades = true,
+                    _ => {
+                        replies.push(reject("8", "MDEntryType must be 0, 1 or 2"));
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        let mut symbols = Vec::new();
+        if let Some(related) = message.body.group(146) {
+            for entry in &related.entries {
+                let symbol = entry
+                    .get(55)
+                    .map(|f| String::from_utf8_lossy(message.value(f)).into_owned())
+                    .unwrap_or_default();
+                let Some((instrument, _)) = self.resolve_symbol(&symbol) else {
+                    replies.push(reject("0", &format!("Unknown symbol {symbol}")));
+                    return Ok(());
+                };
+                symbols.push((symbol, instrument));
+            }
+        }
+        if symbols.is_empty() {
+            replies.push(reject("0", "No symbol requested"));
+            return Ok(());
+        }
+        for (symbol, instrument) in symbols {
+            let mut entries = Vec::new();
+            if let Some(book) = self.books.get(&instrument) {
+                let bids = book.bids.iter().rev().map(|(p, q)| (b"0", p, q));
+                let asks = book.asks.iter().map(|(p, q)| (b"1", p, q));
+                for (entry_type, price, quantity) in bids.chain(asks) {
+                    entries.push(vec![
+                        (269, entry_type.to_vec()),
+                        (270, price.to_string().into_bytes()),
+                        (271, quantity.to_string().into_bytes()),
+                    ]);
+                }
+            }
+            let mut snapshot = OutMessage::new("W");
+            snapshot
+                .set(262, &req_id)
+                .set(55, &symbol)
+                .set_group(268, &entries);
+            replies.push(snapshot);
+            if request_type == b"1" {
+                self.subscriptions.push(Subscription {
+                    session: name.clone(),
+                    req_id: req_id.clone(),
+                    instrument,
+                    symbol,
+                    trades,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// SecurityListRequest (x): every configured symbol, NO legs included.
+    fn security_list(&self, message: &Message, replies: &mut Vec<OutMessage>) {
+        let mut symbols: Vec<String> = Vec::new();
+        for symbol in self.symbols.keys() {
+            symbols.push(symbol.clone());
+            if !self.spot.contains(symbol) {
+                symbols.push(format!("{symbol}-NO"));
+            }
+        }
+        symbols.sort();
+        let entries: Vec<Vec<(i64, Vec<u8>)>> = symbols
+            .into_iter()
+            .map(|s| vec![(55, s.into_bytes())])
+            .collect();
+        let req_id = message.body_value(320).unwrap_or_default();
+        let mut list = OutMessage::new("y");
+        list.set(320, req_id)
+            .set(322, req_id)
+            .set(560, "0")
+            .set_group(146, &entries);
+        replies.push(list);
+    }
+
+    /// An incremental refresh entry for every subscription to `instrument`
+    /// (trades only to those that asked for them).
+    fn publish_market_data(
+        &self,
+        instrument: u32,
+        entry: &[(i64, Vec<u8>)],
+        trade: bool,
+        send: &mut dyn FnMut(&str, OutMessage),
+    ) {
+        for sub in &self.subscriptions {
+            if sub.instrument != instrument || (trade && !sub.trades) {
+                continue;
+            }
+            let mut full = entry.to_vec();
+            // Instrument (55) sits after MDEntryType in the group.
+            full.insert(2, (55, sub.symbol.clone().into_bytes()));
+            let mut x = OutMessage::new("X");
+            x.set(262, &sub.req_id).set_group(268, &[full]);
+            send(&sub.session, x);
+        }
+    }
+
     fn on_event(&mut self, event: &Event, send: &mut dyn FnMut(&str, OutMessage)) {
+        if let Some(EventView::BookLevel {
+            instrument,
+            side,
+            price,
+            quantity,
+            ..
+        }) = event.decode()
+        {
+            let book = self.books.entry(instrument).or_default();
+            let levels = if side == Side::Buy {
+                &mut book.bids
+            } else {
+                &mut book.asks
+            };
+            let action = if quantity == 0 {
+                levels.remove(&price);
+                "2"
+            } else if levels.insert(price, quantity).is_some() {
+                "1"
+            } else {
+                "0"
+            };
+            let entry = [
+                (279, action.as_bytes().to_vec()),
+                (269, if side == Side::Buy { b"0" } else { b"1" }.to_vec()),
+                (270, price.to_string().into_bytes()),
+                (271, quantity.to_string().into_bytes()),
+            ];
+            self.publish_market_data(instrument, &entry, false, send);
+            return;
+        }
+        if let Some(EventView::Trade {
+            instrument,
+            price,
+            quantity,
+            ..
+        }) = event.decode()
+        {
+            let entry = [
+                (279, b"0".to_vec()),
+                (269, b"2".to_vec()),
+                (270, price.to_string().into_bytes()),
+                (271, quantity.to_string().into_bytes()),
+            ];
+            self.publish_market_data(instrument, &entry, true, send);
+        }
+        self.on_order_event(event, send);
+    }
+
+    fn on_order_event(&mut self, event: &Event, send: &mut dyn FnMut(&str, OutMessage)) {
         let Some(view) = event.decode() else {
             return;
         };
@@ -647,14 +957,19 @@ impl ExchangeApplication {
                     let Some(&key) = self.by_order_id.get(&order_id) else {
                         continue;
                     };
+                    let mut client_price = price;
                     if let Some(o) = self.orders.get_mut(&key) {
+                        if o.outcome == Outcome::No {
+                            client_price = 100 - price;
+                        }
                         o.cum_qty += quantity;
-                        o.notional += u128::from(quantity) * price.max(0) as u128;
+                        o.notional += u128::from(quantity) * client_price.max(0) as u128;
                         o.quantity = o.cum_qty + leaves;
                     }
                     let status = if leaves == 0 { "2" } else { "1" };
                     if let Some((session, mut er)) = self.exec_report(key, "F", status) {
-                        er.set(31, price.to_string()).set(32, quantity.to_string());
+                        er.set(31, client_price.to_string())
+                            .set(32, quantity.to_string());
                         emit(Some((session, er)));
                     }
                 }
@@ -724,9 +1039,12 @@ impl ExchangeApplication {
 }
 
 impl Application for ExchangeApplication {
-    /// Cancel-on-disconnect: a journaled mass cancel of every account the
+    /// Drops the session's market data subscriptions; cancel-on-disconnect:
+    /// a journaled mass cancel of every account the
     /// session trades, when the session is configured for it.
     fn on_logout(&mut self, session: &SessionConfig) {
+        let name = session.session_name();
+        self.subscriptions.retain(|s| s.session != name);
         if !session.cancel_on_disconnect {
             return;
         }
@@ -760,6 +1078,11 @@ impl Application for ExchangeApplication {
             b"G" => self.replace(session, message, replies),
             b"H" => self.status(session, message, replies),
             b"q" => self.mass_cancel(session, message, replies),
+            b"V" => self.market_data_request(session, message, replies),
+            b"x" => {
+                self.security_list(message, replies);
+                Ok(())
+            }
             _ => Err(AppReject::UnsupportedMessageType),
         }
     }

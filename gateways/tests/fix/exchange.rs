@@ -212,7 +212,15 @@ fn orders_fill_between_sessions_and_cancel_with_execution_reports() {
         ],
     );
     seller.send("V", "262=MD1|263=0|264=1|267=1|269=0|146=1|55=RAIN|");
-    check(&seller.receive(), &[("35", "j"), ("380", "3")]);
+    check(
+        &seller.receive(),
+        &[("35", "W"), ("262", "MD1"), ("55", "RAIN")],
+    );
+    seller.send("c", "320=SD1|321=0|");
+    check(
+        &seller.receive(),
+        &[("35", "j"), ("380", "3"), ("372", "c")],
+    );
 
     // Cancel/replace: new price and a smaller quantity under a new ClOrdID.
     buyer.send("D", "11=B4|21=1|38=10|40=2|44=30|54=1|55=RAIN|60=<T>|");
@@ -390,6 +398,140 @@ fn order_entry_beyond_the_session_rate_is_rejected() {
     // more may refill while the burst arrives).
     assert!((5..=6).contains(&accepted), "{accepted} accepted");
     assert_eq!(accepted + throttled, 12);
+    gateway.stop().unwrap();
+    drop(admin);
+    assert!(pipeline.shutdown().health.is_ok());
+}
+
+/// A NO-leg order filled against a YES bid, an account from Parties, stop
+/// and GTD validation, market data (snapshot, increments, reject) and the
+/// security list, without an external client.
+#[test]
+fn no_leg_parties_stops_and_market_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = PipelineConfig::two_core_default(dir.path())
+        .with_engine(EngineConfig::small())
+        .with_timer(None);
+    let pipeline = Pipeline::start(config).unwrap();
+    let sink = pipeline.register_sink("fix", 1 << 16, OverflowPolicy::DropNewest);
+    let mut admin = pipeline.sender();
+    for cmd in [
+        Command::add_instrument(InstrumentSpec::binary(1, 0)),
+        Command::add_account(11),
+        Command::add_account(12),
+        Command::add_account(13),
+        Command::deposit(11, 0, 1_000_000),
+        Command::deposit(12, 0, 1_000_000),
+        Command::deposit(13, 0, 1_000_000),
+    ] {
+        admin.try_submit(cmd).unwrap();
+    }
+    let symbols: HashMap<String, u32> = [("RAIN".to_string(), 1)].into_iter().collect();
+    let app = ExchangeApplication::new(pipeline.sender(), sink.receiver.clone(), symbols);
+    let mut seller_config = session("SELLER", "12");
+    seller_config.accounts.push("13".to_string());
+    let gateway = FixServer::spawn(
+        FixServerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            store_dir: None,
+            max_frame_bytes: 16 * 1024,
+            sessions: vec![session("BUYER", "11"), seller_config],
+        },
+        Dictionaries::shared(),
+        app,
+    )
+    .unwrap();
+    let addr = gateway.local_addr();
+    let mut buyer = Trader::logon(addr, "BUYER");
+    let mut seller = Trader::logon(addr, "SELLER");
+
+    // The seller watches RAIN: an empty snapshot first.
+    seller.send(
+        "V",
+        "262=M1|263=1|264=0|265=1|267=3|269=0|269=1|269=2|146=1|55=RAIN|",
+    );
+    check(
+        &seller.receive(),
+        &[("35", "W"), ("262", "M1"), ("268", "0")],
+    );
+    // An unknown symbol is refused with a MarketDataRequestReject.
+    seller.send("V", "262=M2|263=1|264=0|267=1|269=0|146=1|55=HAIL|");
+    check(
+        &seller.receive(),
+        &[("35", "Y"), ("262", "M2"), ("281", "0")],
+    );
+
+    // A YES bid 3 @ 30 shows up as a new bid level.
+    buyer.send("D", "11=B1|21=1|38=3|40=2|44=30|54=1|55=RAIN|60=<T>|");
+    check(&buyer.receive(), &[("150", "0"), ("11", "B1")]);
+    let level = seller.receive();
+    check(
+        &level,
+        &[
+            ("35", "X"),
+            ("262", "M1"),
+            ("279", "0"),
+            ("269", "0"),
+            ("270", "30"),
+            ("271", "3"),
+        ],
+    );
+
+    // Buying NO at 75 (account 13 from Parties) is selling YES at 25: it
+    // trades 1 at YES 30, which the NO buyer sees as 70.
+    seller.send(
+        "D",
+        "11=N1|21=1|38=1|40=2|44=75|54=1|55=RAIN-NO|60=<T>|453=1|448=13|447=D|452=24|",
+    );
+    // The new and fill reports and the trade and level increments, in the
+    // engine's order; read until the fill report (bounded).
+    let mut seen = Vec::new();
+    while !seen.iter().any(|m: &String| field(m, "150") == Some("F")) {
+        assert!(seen.len() < 8, "no fill report in {seen:?}");
+        seen.push(seller.receive());
+    }
+    let report = |exec_type: &str| {
+        seen.iter()
+            .find(|m| field(m, "35") == Some("8") && field(m, "150") == Some(exec_type))
+            .unwrap_or_else(|| panic!("no 150={exec_type} in {seen:?}"))
+            .clone()
+    };
+    check(
+        &report("0"),
+        &[("11", "N1"), ("1", "13"), ("55", "RAIN-NO"), ("54", "1")],
+    );
+    check(
+        &report("F"),
+        &[("31", "70"), ("32", "1"), ("39", "2"), ("6", "70.0000")],
+    );
+    let trade = seen
+        .iter()
+        .find(|m| field(m, "35") == Some("X") && field(m, "269") == Some("2"))
+        .unwrap_or_else(|| panic!("no trade increment in {seen:?}"));
+    check(trade, &[("270", "30"), ("271", "1")]);
+    check(
+        &buyer.receive(),
+        &[("150", "F"), ("11", "B1"), ("31", "30"), ("151", "2")],
+    );
+
+    // Stop without StopPx, GTD without ExpireTime: rejected before the
+    // engine; a stop-limit with both is accepted and waits.
+    buyer.send("D", "11=S1|21=1|38=1|40=3|54=1|55=RAIN|60=<T>|");
+    check(&buyer.receive(), &[("150", "8"), ("11", "S1")]);
+    buyer.send("D", "11=G1|21=1|38=1|40=2|44=20|54=1|55=RAIN|59=6|60=<T>|");
+    check(&buyer.receive(), &[("150", "8"), ("11", "G1")]);
+    buyer.send("D", "11=S2|21=1|38=1|40=4|44=90|99=90|54=1|55=RAIN|60=<T>|");
+    check(&buyer.receive(), &[("150", "0"), ("11", "S2"), ("39", "0")]);
+
+    // The security list names both legs.
+    buyer.send("x", "320=L1|559=4|");
+    let list = buyer.receive();
+    check(&list, &[("35", "y"), ("320", "L1"), ("146", "2")]);
+    assert!(
+        list.contains("55=RAIN|") && list.contains("55=RAIN-NO|"),
+        "{list}"
+    );
+
     gateway.stop().unwrap();
     drop(admin);
     assert!(pipeline.shutdown().health.is_ok());
