@@ -165,7 +165,7 @@ step_fuzz() {
         echo "installing cargo-fuzz from crates.io"
         cargo install cargo-fuzz --locked
     fi
-    local seconds=${FUZZ_SECONDS:-30} target
+    local seconds=${FUZZ_SECONDS:-20} target
     # One build of every target first: they share the sanitized dependencies.
     (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz build)
     for target in $(cd fuzz && cargo fuzz list); do

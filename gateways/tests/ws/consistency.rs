@@ -80,6 +80,11 @@ fn every_client_book_converges_on_the_engines_and_seq_never_skips_without_a_snap
     let mut cfg = config();
     cfg.limits.outbound_queue_messages = 64;
     cfg.limits.socket_send_buffer = 4096;
+    // Room for every event of the run: the flow is submitted as fast as the
+    // ring takes it, and on a loaded two-core machine the gateway thread can
+    // be descheduled long enough to overflow the default queue. What this
+    // test checks is the fan-out to clients, not the sink's overflow policy.
+    cfg.limits.sink_capacity = 1 << 21;
     let mut ex = Exchange::start_with(cfg);
     // An independent record of the engine's book: every BookLevel event.
     let oracle =
