@@ -3,6 +3,7 @@
 //! demo trades, SIGTERM, restart). Everything listens on 127.0.0.1 with a
 //! free port and keeps its data in a temporary directory.
 
+use ringex_gateways::fix::time::{format_timestamp_millis, now_millis};
 use ringex_gateways::server::{Server, ServerConfig, ServerOptions};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -113,6 +114,7 @@ fn start_in_process(data_dir: &Path) -> Server {
         data_dir: Some(data_dir.to_path_buf()),
         listen: Some("127.0.0.1:0".parse().unwrap()),
         no_demo: true,
+        fix_listen: Some("127.0.0.1:0".parse().unwrap()),
     };
     Server::start(&ServerConfig::default_config(), &options).unwrap()
 }
@@ -187,7 +189,7 @@ struct Ringex {
 impl Ringex {
     fn start(work_dir: &Path, extra: &[&str]) -> Ringex {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ringex"))
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", "127.0.0.1:0", "--fix-listen", "127.0.0.1:0"])
             .args(extra)
             .current_dir(work_dir)
             .stdout(Stdio::piped())
@@ -325,6 +327,111 @@ fn the_ringex_binary_runs_the_demo_market_and_recovers_after_sigterm() {
     let third = Ringex::start(work.path(), &["--no-demo"]);
     assert_eq!(state, exchange_state(third.addr));
     third.terminate();
+}
+
+/// One FIX message with BodyLength and CheckSum computed; `body` is
+/// `tag=value` fields after MsgType, joined by `|`.
+fn fix_message(msg_type: &str, seq: u32, body: &str) -> Vec<u8> {
+    // SendingTime must be within the session's max latency of now.
+    let now = format_timestamp_millis(now_millis());
+    let mut fields =
+        format!("35={msg_type}\u{1}34={seq}\u{1}49=DEMO-YOU\u{1}52={now}\u{1}56=RINGEX\u{1}");
+    for field in body.split('|').filter(|f| !f.is_empty()) {
+        fields.push_str(field);
+        fields.push('\u{1}');
+    }
+    let mut out = format!("8=FIX.4.4\u{1}9={}\u{1}{fields}", fields.len()).into_bytes();
+    let sum = out.iter().map(|&b| u32::from(b)).sum::<u32>() % 256;
+    out.extend_from_slice(format!("10={sum:03}\u{1}").as_bytes());
+    out
+}
+
+/// Reads FIX messages until one has `35=<msg_type>`; returns it with SOH as `|`.
+fn read_fix_until(stream: &mut TcpStream, msg_type: &str) -> String {
+    let mut buffer = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        while let Some(end) = find_message_end(&buffer) {
+            let message: Vec<u8> = buffer.drain(..end).collect();
+            let text = String::from_utf8_lossy(&message).replace('\u{1}', "|");
+            if text.contains(&format!("|35={msg_type}|")) {
+                return text;
+            }
+        }
+        assert!(Instant::now() < deadline, "no 35={msg_type} within 10 s");
+        let mut chunk = [0u8; 4096];
+        match stream.read(&mut chunk) {
+            Ok(0) => panic!("the FIX acceptor closed the connection"),
+            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e) => panic!("FIX read: {e}"),
+        }
+    }
+}
+
+/// The end of the first complete message in `buffer` (after `10=nnn<SOH>`).
+fn find_message_end(buffer: &[u8]) -> Option<usize> {
+    let start = buffer.windows(4).position(|w| w == b"\x0110=")?;
+    let end = buffer[start + 1..].iter().position(|&b| b == 1)?;
+    Some(start + 1 + end + 1)
+}
+
+#[test]
+fn an_order_entered_over_the_servers_fix_acceptor_rests_on_the_rest_book() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_in_process(dir.path());
+    let fix_addr = server
+        .fix_addr()
+        .expect("the default config has a [fix] section");
+    let mut stream = TcpStream::connect(fix_addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    // A wrong password is refused with a Logout.
+    stream
+        .write_all(&fix_message("A", 1, "98=0|108=30|141=Y|554=wrong"))
+        .unwrap();
+    let logout = read_fix_until(&mut stream, "5");
+    assert!(logout.contains("|49=RINGEX|"), "{logout}");
+
+    let mut stream = TcpStream::connect(fix_addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    stream
+        .write_all(&fix_message("A", 1, "98=0|108=30|141=Y|554=demo"))
+        .unwrap();
+    read_fix_until(&mut stream, "A");
+    // Buy 7 YES at 41 on MARKET_MAKER for account 4 (the session's account).
+    stream
+        .write_all(&fix_message(
+            "D",
+            2,
+            &format!(
+                "11=fix-order-1|1=4|55=MARKET_MAKER|54=1|60={}|38=7|40=2|44=41|59=1",
+                format_timestamp_millis(now_millis())
+            ),
+        ))
+        .unwrap();
+    let report = read_fix_until(&mut stream, "8");
+    assert!(
+        report.contains("|150=0|"),
+        "a New execution report: {report}"
+    );
+    assert!(report.contains("|11=fix-order-1|"), "{report}");
+    // The WebSocket/HTTP gateway's view shows the FIX order on the book.
+    let addr = server.local_addr();
+    wait_for(
+        "the FIX order on the REST book",
+        Duration::from_secs(10),
+        || {
+            let book = get_json(addr, "/api/v1/markets/MARKET_MAKER/orderbook?depth=5", None);
+            book["orderbook"]["yes"] == json!([[41, 7]])
+        },
+    );
+    let report = server.shutdown();
+    assert!(report.health.is_ok(), "{:?}", report.health);
 }
 
 #[test]

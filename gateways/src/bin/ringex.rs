@@ -13,12 +13,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 const USAGE: &str = "\
-usage: ringex [--config FILE] [--data-dir DIR] [--listen ADDR] [--no-demo]
+usage: ringex [--config FILE] [--data-dir DIR] [--listen ADDR] [--fix-listen ADDR] [--no-demo]
        ringex --print-default-config
 
   --config FILE            use FILE instead of the embedded default configuration
   --data-dir DIR           journal and snapshots here (default: data_dir of the config, ./ringex-data)
   --listen ADDR            HTTP/WebSocket address, e.g. 127.0.0.1:0 for any free port
+  --fix-listen ADDR        FIX acceptor address (when the config has a [fix] section)
   --no-demo                do not run the simulated market maker and traders
   --print-default-config   print the embedded configuration (a commented TOML file) and exit
 ";
@@ -70,6 +71,13 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Mode, String> {
                     format!("--listen {text:?} is not an address like 127.0.0.1:8080")
                 })?;
                 options.listen = Some(addr);
+            }
+            "--fix-listen" => {
+                let text = value("--fix-listen")?;
+                let addr: SocketAddr = text.parse().map_err(|_| {
+                    format!("--fix-listen {text:?} is not an address like 127.0.0.1:9878")
+                })?;
+                options.fix_listen = Some(addr);
             }
             "--no-demo" => options.no_demo = true,
             "--print-default-config" => return Ok(Mode::PrintDefault),
@@ -189,6 +197,11 @@ fn report_start(server: &Server, custom_config: bool) {
         server.local_addr()
     );
     // The line the integration test (and a newcomer) looks for.
+    if let Some(addr) = server.fix_addr() {
+        println!(
+            "ringex: FIX 4.4 / FIXT.1.1 acceptor on {addr} (sessions: [fix] in the configuration)"
+        );
+    }
     println!("ringex: monitor page {}", server.monitor_url());
     println!("ringex: press Ctrl-C to stop");
 }

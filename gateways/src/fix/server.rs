@@ -55,7 +55,7 @@ fn default_max_frame() -> usize {
 
 /// The FIX gateway's configuration (the `fix` section of the server's
 /// config file).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FixServerConfig {
     /// Address to listen on.
@@ -476,6 +476,7 @@ impl<A: Application> FixServer<A> {
 }
 
 /// A server running on its own thread.
+#[derive(Debug)]
 pub struct FixServerHandle {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,

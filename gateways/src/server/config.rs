@@ -1,8 +1,9 @@
 //! The server's configuration file (TOML): sections `[pipeline]`,
 //! `[engine]`, `[journal]` (named and keyed like `ringex-perf`'s, so the
-//! two can be unified), `[gateway]`, `[[markets]]`, `[[accounts]]` and
-//! `[demo]`. The embedded default ([`DEFAULT_CONFIG`]) documents every key.
+//! two can be unified), `[gateway]`, `[fix]`, `[[markets]]`, `[[accounts]]`
+//! and `[demo]`. The embedded default ([`DEFAULT_CONFIG`]) documents every key.
 
+use crate::fix::FixServerConfig;
 use crate::ws::{AccountConfig, GatewayConfig, Limits, MarketConfig, MarketKind};
 use ringex_core::engine::RiskMode;
 use ringex_core::pipeline::PipelineConfig;
@@ -30,6 +31,10 @@ pub struct ServerConfig {
     pub journal: JournalSection,
     /// The HTTP/WebSocket gateway.
     pub gateway: GatewaySection,
+    /// The FIX acceptor ([`FixServerConfig`]); none: no FIX listener. A
+    /// relative `store_dir` is taken from `data_dir`.
+    #[serde(default)]
+    pub fix: Option<FixServerConfig>,
     /// Markets created when the journal does not know them.
     #[serde(default)]
     pub markets: Vec<MarketConfig>,
@@ -281,7 +286,34 @@ impl ServerConfig {
                 return Err(format!("demo trader: no market {missing:?}"));
             }
         }
+        if let Some(fix) = &self.fix {
+            for session in &fix.sessions {
+                if let Some(unknown) = session.accounts.iter().find(|a| {
+                    !self
+                        .accounts
+                        .iter()
+                        .any(|c| a.parse::<u32>() == Ok(c.account))
+                }) {
+                    return Err(format!(
+                        "[fix] session {}: account {unknown:?} is not one of [[accounts]]",
+                        session.session_name()
+                    ));
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// The FIX acceptor's configuration with `store_dir` taken from
+    /// `data_dir` when relative (`None` without a `[fix]` section).
+    pub fn fix_config(&self, data_dir: &Path) -> Option<FixServerConfig> {
+        let mut fix = self.fix.clone()?;
+        fix.store_dir = Some(match fix.store_dir.take() {
+            Some(dir) if dir.is_absolute() => dir,
+            Some(dir) => data_dir.join(dir),
+            None => data_dir.join("fix"),
+        });
+        Some(fix)
     }
 
     fn durability(&self) -> Result<DurabilityPolicy, String> {

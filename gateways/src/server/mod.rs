@@ -17,9 +17,11 @@
 //! 2. [`WsGateway::start_with_history`]: registers the gateway's sink, then
 //!    rebuilds its view from the output journal's events before that
 //!    point. Every later event reaches the sink, none twice.
-//! 3. *(FIX hook)* a FIX gateway would start here, after the WS gateway
-//!    and before any command, the same way (its sink registered before the
-//!    first command; its order view rebuilt from the same [`EventHistory`]).
+//! 3. The FIX acceptor (`[fix]`), with its sink registered before the
+//!    first command. Its [`ExchangeApplication`] keeps order state and
+//!    market-data books only for what happens after this start (see
+//!    `docs/fix.md`, rules of engagement); sessions' sequence numbers and
+//!    sent messages come back from their stores under `data_dir/fix`.
 //! 4. The bootstrap: for each configured market whose instrument the
 //!    history never reported, a journaled `AddInstrument`; for each
 //!    configured account the history never acknowledged, `AddAccount` and
@@ -34,12 +36,13 @@
 //! | caller of [`Server::start`] (the binary's main thread) | the [`Server`]: pipeline handle, gateway handle, timer and demo handles |
 //! | `ringex-journaler`, `ringex-engine`, `ringex-publisher` | the pipeline's stages (`ringex_core::pipeline`) |
 //! | `ringex-ws` | the gateway ([`crate::ws`]) |
+//! | `ringex-fix` | the FIX acceptor and its [`ExchangeApplication`] ([`crate::fix`]) |
 //! | `ringex-server-timer` | a `CommandSender` submitting `TimerTick` |
 //! | `ringex-demo` | the makers and traders (REST clients) |
 //!
 //! # Shutdown
 //!
-//! [`Server::shutdown`] stops the demo, the timer and the gateway (each
+//! [`Server::shutdown`] stops the demo, the timer and the gateways (each
 //! drops its `CommandSender`), then [`Pipeline::shutdown`] drains the
 //! rings, closes the journal and writes a snapshot, so the next start
 //! replays nothing.
@@ -49,7 +52,8 @@ pub mod demo;
 
 pub use config::{ServerConfig, DEFAULT_CONFIG};
 
-use crate::ws::{EventHistory, GatewayError, WsGateway};
+use crate::fix::{Dictionaries, ExchangeApplication, FixServer, FixServerHandle};
+use crate::ws::{EventHistory, GatewayError, MarketKind, WsGateway};
 use crossbeam_channel::{RecvTimeoutError, Sender};
 use demo::Demo;
 use ringex_core::pipeline::{
@@ -78,6 +82,9 @@ pub enum ServerError {
     /// The gateway could not start (bind, history).
     #[error("gateway: {0}")]
     Gateway(#[from] GatewayError),
+    /// The FIX acceptor could not start (bind, session stores).
+    #[error("FIX gateway: {0}")]
+    Fix(#[from] crate::fix::ServerError),
     /// A bootstrap command could not be applied.
     #[error("bootstrap: {0}")]
     Bootstrap(String),
@@ -110,6 +117,8 @@ pub struct ServerOptions {
     pub listen: Option<SocketAddr>,
     /// Forces the demo off (`--no-demo`).
     pub no_demo: bool,
+    /// Overrides `[fix] listen`.
+    pub fix_listen: Option<SocketAddr>,
 }
 
 /// A running server. See the module docs.
@@ -117,6 +126,7 @@ pub struct ServerOptions {
 pub struct Server {
     pipeline: Option<Pipeline>,
     gateway: Option<WsGateway>,
+    fix: Option<FixServerHandle>,
     timer: Option<TickTimer>,
     demo: Option<Demo>,
     summary: StartSummary,
@@ -145,7 +155,16 @@ impl Server {
         // 2. The gateway's view: history first, then its sink.
         let gateway =
             WsGateway::start_with_history(config.gateway_config(), &pipeline, Some(&history))?;
-        // 3. (A FIX gateway starts here.)
+        // 3. The FIX acceptor, its sink registered before any command.
+        let fix = match config.fix_config(&config.data_dir) {
+            Some(mut fix_config) => {
+                if let Some(listen) = options.fix_listen {
+                    fix_config.listen = listen;
+                }
+                Some(start_fix(&config, fix_config, &pipeline)?)
+            }
+            None => None,
+        };
         // 4. Markets and accounts the journal does not know yet.
         let known = Known::scan(&history)?;
         let mut sender = pipeline.sender();
@@ -172,6 +191,7 @@ impl Server {
         Ok(Server {
             pipeline: Some(pipeline),
             gateway: Some(gateway),
+            fix,
             timer,
             demo,
             summary,
@@ -184,6 +204,11 @@ impl Server {
             .as_ref()
             .expect("the gateway lives until shutdown")
             .local_addr()
+    }
+
+    /// The FIX acceptor's address (`None` without a `[fix]` section).
+    pub fn fix_addr(&self) -> Option<SocketAddr> {
+        self.fix.as_ref().map(FixServerHandle::local_addr)
     }
 
     /// The monitor page.
@@ -218,6 +243,10 @@ impl Server {
         if let Some(timer) = self.timer.take() {
             timer.stop();
         }
+        if let Some(fix) = self.fix.take() {
+            // Joins the FIX thread, which drops the application's sender.
+            let _ = fix.stop();
+        }
         if let Some(gateway) = self.gateway.take() {
             gateway.shutdown();
         }
@@ -230,6 +259,31 @@ impl Drop for Server {
         // does not wait on their senders.
         self.stop_producers();
     }
+}
+
+/// Binds the FIX acceptor with an [`ExchangeApplication`] on `pipeline`:
+/// FIX Symbol = market ticker.
+fn start_fix(
+    config: &ServerConfig,
+    fix_config: crate::fix::FixServerConfig,
+    pipeline: &Pipeline,
+) -> Result<FixServerHandle, ServerError> {
+    // Execution reports must not be lost: a queue deep enough for bursts
+    // (the FIX thread drains it every loop turn).
+    let sink = pipeline.register_sink("fix", 1 << 16, OverflowPolicy::DropNewest);
+    let symbols: HashMap<String, u32> = config
+        .markets
+        .iter()
+        .map(|m| (m.ticker.clone(), m.instrument))
+        .collect();
+    let spot = config
+        .markets
+        .iter()
+        .filter(|m| m.kind == MarketKind::Spot)
+        .map(|m| m.ticker.clone());
+    let app =
+        ExchangeApplication::new(pipeline.sender(), sink.receiver, symbols).with_spot_symbols(spot);
+    Ok(FixServer::spawn(fix_config, Dictionaries::shared(), app)?)
 }
 
 /// Instruments and accounts the output journal shows the engine knows.
