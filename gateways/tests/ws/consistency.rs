@@ -242,7 +242,9 @@ fn every_client_book_converges_on_the_engines_and_seq_never_skips_without_a_snap
         let book = handle
             .join()
             .unwrap_or_else(|_| panic!("client (slow: {slow}) failed"));
-        assert!(book.deltas > 0, "slow: {slow}");
+        // No per-client delta count is required: with 64-message queues a
+        // burst may conflate every client (snapshots only); delta
+        // application is covered by the market_data tests.
         if slow {
             assert!(
                 book.snapshots >= 2,
