@@ -125,6 +125,22 @@ fn not_authorized(text: &str) -> AppReject {
     }
 }
 
+/// A price field in whole cents when the order type `needed` it (0
+/// otherwise); the reject text when it is missing or not whole cents.
+fn required_cents(
+    message: &Message,
+    tag: i64,
+    needed: bool,
+    not_whole: &'static str,
+    missing: &'static str,
+) -> Result<i64, &'static str> {
+    if !needed {
+        return Ok(0);
+    }
+    let value = message.body_value(tag).ok_or(missing)?;
+    whole_number(value).map(|p| p as i64).ok_or(not_whole)
+}
+
 /// A whole number written as FIX decimal ("40", "40.", "40.00").
 fn whole_number(value: &[u8]) -> Option<u64> {
     let text = std::str::from_utf8(value).ok()?;
@@ -378,34 +394,32 @@ impl ExchangeApplication {
             return Ok(());
         };
         let needs_price = matches!(order_type, OrderType::Limit | OrderType::StopLimit);
-        let price = match (needs_price, message.body_value(44)) {
-            (true, Some(p)) => match whole_number(p) {
-                Some(p) => p as i64,
-                None => {
-                    Self::reject_new(message, "Price must be whole cents", replies);
-                    return Ok(());
-                }
-            },
-            (true, None) => {
-                Self::reject_new(message, "A limit order needs a Price", replies);
+        let price = match required_cents(
+            message,
+            44,
+            needs_price,
+            "Price must be whole cents",
+            "A limit order needs a Price",
+        ) {
+            Ok(p) => p,
+            Err(text) => {
+                Self::reject_new(message, text, replies);
                 return Ok(());
             }
-            _ => 0,
         };
         let needs_stop = matches!(order_type, OrderType::StopMarket | OrderType::StopLimit);
-        let stop_price = match (needs_stop, message.body_value(99)) {
-            (true, Some(p)) => match whole_number(p) {
-                Some(p) => p as i64,
-                None => {
-                    Self::reject_new(message, "StopPx must be whole cents", replies);
-                    return Ok(());
-                }
-            },
-            (true, None) => {
-                Self::reject_new(message, "A stop order needs a StopPx (99)", replies);
+        let stop_price = match required_cents(
+            message,
+            99,
+            needs_stop,
+            "StopPx must be whole cents",
+            "A stop order needs a StopPx (99)",
+        ) {
+            Ok(p) => p,
+            Err(text) => {
+                Self::reject_new(message, text, replies);
                 return Ok(());
             }
-            _ => 0,
         };
         let client_order_id = self.next_client_order_id;
         self.next_client_order_id += 1;
