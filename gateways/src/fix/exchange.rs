@@ -27,10 +27,20 @@
 //! BusinessMessageReject (j). Anything refused gets a reject that says why;
 //! nothing is half-accepted.
 //!
+//! Restarts: with an order log ([`ExchangeApplication::with_order_log`])
+//! the order table survives a restart. [`ExchangeApplication::rebuild`]
+//! reads the log (the FIX identity of every order, written before its
+//! command is submitted) and replays the output journal's events through
+//! the live event handler, so status requests, cancels, replaces, fills
+//! and duplicate checks work for orders placed before the restart.
+//!
 //! Thread: the FIX event loop owns it (it holds a `CommandSender` clone and
 //! the sink's receiver; `poll` drains the sink without blocking).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
 
 use crossbeam_channel::Receiver;
 use ringex_core::pipeline::{wall_clock_ns, CommandSender, SubmitError};
@@ -43,6 +53,7 @@ use super::app::{AppReject, Application};
 use super::message::{Message, OutMessage};
 use super::session::SessionConfig;
 use super::time::{now_millis, parse_timestamp, Millis};
+use crate::ws::{EventHistory, GatewayError};
 
 struct Order {
     session: String,
@@ -106,6 +117,9 @@ pub struct ExchangeApplication {
     replaces: HashMap<(u32, u64), PendingReplace>,
     /// Per-session token buckets: (tokens, last refill in ms).
     throttles: HashMap<String, (f64, Millis)>,
+    /// Where each order's FIX identity is appended before it is submitted
+    /// (see [`ExchangeApplication::with_order_log`]).
+    order_log: Option<File>,
 }
 
 impl std::fmt::Debug for ExchangeApplication {
@@ -176,6 +190,7 @@ impl ExchangeApplication {
             next_exec_id: 1,
             replaces: HashMap::new(),
             throttles: HashMap::new(),
+            order_log: None,
         }
     }
 
@@ -184,6 +199,88 @@ impl ExchangeApplication {
     pub fn with_spot_symbols(mut self, spot: impl IntoIterator<Item = String>) -> Self {
         self.spot.extend(spot);
         self
+    }
+
+    /// Keeps the FIX identity of every order (session, ClOrdID, symbol,
+    /// side, leg, quantity, and the ClOrdID of each cancel/replace) in an
+    /// append-only file at `path`, written before the command is submitted.
+    /// The engine's events carry only its numeric client order id; with
+    /// this file [`ExchangeApplication::rebuild`] can restore the order
+    /// table after a restart.
+    pub fn with_order_log(mut self, path: &Path) -> std::io::Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        self.order_log = Some(OpenOptions::new().create(true).append(true).open(path)?);
+        Ok(self)
+    }
+
+    /// Rebuilds the order table (ClOrdID to order, order ids, cumulative
+    /// quantities, cancels, replaces) and the market-data books from the
+    /// orders in the log at `log` and the events of earlier runs in
+    /// `history`, the way [`crate::ws::WsGateway::start_with_history`]
+    /// rebuilds its view: call it after the application's sink is
+    /// registered and before any command is submitted. Each event goes
+    /// through the same code as a live one, with its reports discarded
+    /// (they were sent, and stored by the session, when it happened).
+    /// Returns how many orders are known afterwards.
+    pub fn rebuild(&mut self, log: &Path, history: &EventHistory) -> Result<usize, GatewayError> {
+        let text = match std::fs::read_to_string(log) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => {
+                return Err(GatewayError::History(format!(
+                    "FIX order log {}: {e}",
+                    log.display()
+                )))
+            }
+        };
+        for line in text.lines() {
+            // A line cut short by a crash is skipped: its command was
+            // never submitted (the line is written first).
+            match parse_log_line(line) {
+                Some(ParsedEntry::New(client_order_id, order)) => {
+                    let key = (order.account, client_order_id);
+                    self.by_cl_ord_id
+                        .insert((order.account, order.cl_ord_id.clone()), client_order_id);
+                    self.orders.insert(key, order);
+                }
+                Some(ParsedEntry::Replace(new_id, pending)) => {
+                    self.replaces.insert((pending.account, new_id), pending);
+                }
+                None => {}
+            }
+        }
+        history.for_each(|event, _| self.on_event(event, &mut |_, _| {}))?;
+        // What the engine never saw (a submit refused after the line was
+        // written) is forgotten, as it would have been then.
+        let unseen: Vec<(u32, u64)> = self
+            .orders
+            .iter()
+            .filter(|(_, o)| o.order_id == 0 && !o.cancelled)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in unseen {
+            if let Some(o) = self.orders.remove(&key) {
+                let id = (o.account, o.cl_ord_id);
+                if self.by_cl_ord_id.get(&id) == Some(&key.1) {
+                    self.by_cl_ord_id.remove(&id);
+                }
+            }
+        }
+        self.replaces.clear();
+        // New engine client order ids stay above every logged one.
+        let highest = self.orders.keys().map(|k| k.1).max().unwrap_or(0);
+        self.next_client_order_id = self.next_client_order_id.max(highest + 1);
+        Ok(self.orders.len())
+    }
+
+    fn log(&mut self, entry: &LogEntry<'_>) -> std::io::Result<()> {
+        let Some(file) = self.order_log.as_mut() else {
+            return Ok(());
+        };
+        // One write per line: a crash leaves at most a cut last line.
+        file.write_all(log_line(entry).as_bytes())
     }
 
     /// The instrument and leg a FIX Symbol names: `SYM` (YES, or spot) or
@@ -423,6 +520,24 @@ impl ExchangeApplication {
         };
         let client_order_id = self.next_client_order_id;
         self.next_client_order_id += 1;
+        let order = Order {
+            session: session.session_name(),
+            account,
+            cl_ord_id,
+            symbol,
+            side,
+            outcome,
+            quantity,
+            order_id: 0,
+            cum_qty: 0,
+            notional: 0,
+            cancel_cl_ord_id: None,
+            cancelled: false,
+        };
+        if self.log(&LogEntry::New(client_order_id, &order)).is_err() {
+            Self::reject_new(message, "Order log unavailable", replies);
+            return Ok(());
+        }
         let spec = OrderSpec {
             account,
             instrument,
@@ -442,24 +557,8 @@ impl ExchangeApplication {
         match self.sender.try_submit(Command::new_order(spec)) {
             Ok(_) => {
                 self.by_cl_ord_id
-                    .insert((account, cl_ord_id.clone()), client_order_id);
-                self.orders.insert(
-                    (account, client_order_id),
-                    Order {
-                        session: session.session_name(),
-                        account,
-                        cl_ord_id,
-                        symbol,
-                        side,
-                        outcome,
-                        quantity,
-                        order_id: 0,
-                        cum_qty: 0,
-                        notional: 0,
-                        cancel_cl_ord_id: None,
-                        cancelled: false,
-                    },
-                );
+                    .insert((account, order.cl_ord_id.clone()), client_order_id);
+                self.orders.insert((account, client_order_id), order);
             }
             Err(SubmitError::Busy) => Self::reject_new(message, "Busy: try again", replies),
             Err(e) => Self::reject_new(message, &e.to_string(), replies),
@@ -570,17 +669,27 @@ impl ExchangeApplication {
         };
         let new_id = self.next_client_order_id;
         self.next_client_order_id += 1;
+        let pending = PendingReplace {
+            account,
+            orig_client_order_id: target,
+            cl_ord_id,
+        };
+        if self.log(&LogEntry::Replace(new_id, &pending)).is_err() {
+            let text = "Order log unavailable";
+            replies.push(Self::cancel_reject(
+                &pending.cl_ord_id,
+                &orig,
+                "NONE",
+                "2",
+                text,
+            ));
+            return Ok(());
+        }
+        let cl_ord_id = pending.cl_ord_id.clone();
         let cmd = Command::replace_by_client_id(account, target, new_id, price as i64, quantity);
         match self.sender.try_submit(cmd) {
             Ok(_) => {
-                self.replaces.insert(
-                    (account, new_id),
-                    PendingReplace {
-                        account,
-                        orig_client_order_id: target,
-                        cl_ord_id,
-                    },
-                );
+                self.replaces.insert((account, new_id), pending);
             }
             Err(e) => replies.push(Self::cancel_reject(
                 &cl_ord_id,
@@ -1052,6 +1161,105 @@ impl ExchangeApplication {
     }
 }
 
+/// One line of the order log, as written.
+enum LogEntry<'a> {
+    /// A NewOrderSingle: the engine client order id and the order.
+    New(u64, &'a Order),
+    /// A cancel/replace: the new engine client order id and the request.
+    Replace(u64, &'a PendingReplace),
+}
+
+/// One line of the order log, as read back.
+enum ParsedEntry {
+    New(u64, Order),
+    Replace(u64, PendingReplace),
+}
+
+/// The order log's line for `entry` (tab-separated, newline-terminated).
+fn log_line(entry: &LogEntry<'_>) -> String {
+    match entry {
+        LogEntry::New(id, o) => format!(
+            "N\t{}\t{id}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+            o.account,
+            escape(&o.session),
+            escape(&o.symbol),
+            o.side as u8,
+            o.outcome as u8,
+            o.quantity,
+            escape(&o.cl_ord_id)
+        ),
+        LogEntry::Replace(id, p) => format!(
+            "R\t{}\t{id}\t{}\t{}\n",
+            p.account,
+            p.orig_client_order_id,
+            escape(&p.cl_ord_id)
+        ),
+    }
+}
+
+/// Tabs, line ends and `%` in a FIX string value become `%XX`.
+fn escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '%' | '\t' | '\n' | '\r' => out.push_str(&format!("%{:02X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn unescape(value: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(value.len());
+    let bytes = value.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn parse_log_line(line: &str) -> Option<ParsedEntry> {
+    let fields: Vec<&str> = line.split('\t').collect();
+    match fields.as_slice() {
+        ["N", account, id, session, symbol, side, outcome, quantity, cl_ord_id] => {
+            Some(ParsedEntry::New(
+                id.parse().ok()?,
+                Order {
+                    session: unescape(session)?,
+                    account: account.parse().ok()?,
+                    cl_ord_id: unescape(cl_ord_id)?,
+                    symbol: unescape(symbol)?,
+                    side: Side::from_u8(side.parse().ok()?)?,
+                    outcome: Outcome::from_u8(outcome.parse().ok()?)?,
+                    quantity: quantity.parse().ok()?,
+                    order_id: 0,
+                    cum_qty: 0,
+                    notional: 0,
+                    cancel_cl_ord_id: None,
+                    cancelled: false,
+                },
+            ))
+        }
+        ["R", account, id, orig, cl_ord_id] => Some(ParsedEntry::Replace(
+            id.parse().ok()?,
+            PendingReplace {
+                account: account.parse().ok()?,
+                orig_client_order_id: orig.parse().ok()?,
+                cl_ord_id: unescape(cl_ord_id)?,
+            },
+        )),
+        _ => None,
+    }
+}
+
 impl Application for ExchangeApplication {
     /// Drops the session's market data subscriptions; cancel-on-disconnect:
     /// a journaled mass cancel of every account the
@@ -1111,6 +1319,76 @@ impl Application for ExchangeApplication {
                 return;
             };
             self.on_event(&event, send);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_log_lines_round_trip_awkward_values_and_refuse_bad_ones() {
+        assert_eq!(escape("a\tb%c\nd"), "a%09b%25c%0Ad");
+        assert_eq!(unescape("a%09b%25c%0Ad").as_deref(), Some("a\tb%c\nd"));
+        assert_eq!(unescape("bad%4"), None);
+        let order = Order {
+            session: "FIX.4.4-RINGEX-DEMO YOU".into(),
+            account: 4,
+            cl_ord_id: "id\twith%tab".into(),
+            symbol: "RAIN-NO".into(),
+            side: Side::Sell,
+            outcome: Outcome::No,
+            quantity: 12,
+            order_id: 99,
+            cum_qty: 3,
+            notional: 120,
+            cancel_cl_ord_id: None,
+            cancelled: false,
+        };
+        let pending = PendingReplace {
+            account: 4,
+            orig_client_order_id: 7,
+            cl_ord_id: "next".into(),
+        };
+        let text = log_line(&LogEntry::New(7, &order)) + &log_line(&LogEntry::Replace(8, &pending));
+        assert_eq!(text.lines().count(), 2, "{text}");
+        let mut lines = text.lines();
+        let Some(ParsedEntry::New(7, back)) = parse_log_line(lines.next().unwrap()) else {
+            panic!("{text}");
+        };
+        assert_eq!(
+            (
+                back.session,
+                back.cl_ord_id,
+                back.symbol,
+                back.side,
+                back.outcome
+            ),
+            (
+                order.session,
+                order.cl_ord_id,
+                order.symbol,
+                order.side,
+                order.outcome
+            )
+        );
+        assert_eq!((back.quantity, back.order_id, back.cum_qty), (12, 0, 0));
+        let Some(ParsedEntry::Replace(8, back)) = parse_log_line(lines.next().unwrap()) else {
+            panic!("{text}");
+        };
+        assert_eq!(
+            (back.orig_client_order_id, back.cl_ord_id),
+            (7, "next".into())
+        );
+        for bad in [
+            "",
+            "N\t1\t2",
+            "N\tx\t7\ts\tS\t1\t1\t5\tc",
+            "R\t1\t2\t3",
+            "Z\t1",
+        ] {
+            assert!(parse_log_line(bad).is_none(), "{bad:?}");
         }
     }
 }

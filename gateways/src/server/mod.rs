@@ -18,10 +18,12 @@
 //!    rebuilds its view from the output journal's events before that
 //!    point. Every later event reaches the sink, none twice.
 //! 3. The FIX acceptor (`[fix]`), with its sink registered before the
-//!    first command. Its [`ExchangeApplication`] keeps order state and
-//!    market-data books only for what happens after this start (see
-//!    `docs/fix.md`, rules of engagement); sessions' sequence numbers and
-//!    sent messages come back from their stores under `data_dir/fix`.
+//!    first command. Its [`ExchangeApplication`] rebuilds its order table
+//!    and market-data books the same way: the FIX identity of each order
+//!    (session, ClOrdID) from its order log (`data_dir/fix/orders.log`),
+//!    what became of it from the output journal's events. Sessions'
+//!    sequence numbers and sent messages come back from their stores
+//!    under `data_dir/fix`.
 //! 4. The bootstrap: for each configured market whose instrument the
 //!    history never reported, a journaled `AddInstrument`; for each
 //!    configured account the history never acknowledged, `AddAccount` and
@@ -66,6 +68,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+/// The FIX order log's file name in the FIX store directory (see
+/// [`ExchangeApplication::with_order_log`]).
+pub const ORDER_LOG: &str = "orders.log";
 
 /// How long start-up waits for the engine to apply the bootstrap commands.
 const BOOTSTRAP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -161,7 +167,7 @@ impl Server {
                 if let Some(listen) = options.fix_listen {
                     fix_config.listen = listen;
                 }
-                Some(start_fix(&config, fix_config, &pipeline)?)
+                Some(start_fix(&config, fix_config, &pipeline, &history)?)
             }
             None => None,
         };
@@ -267,6 +273,7 @@ fn start_fix(
     config: &ServerConfig,
     fix_config: crate::fix::FixServerConfig,
     pipeline: &Pipeline,
+    history: &EventHistory,
 ) -> Result<FixServerHandle, ServerError> {
     // Execution reports must not be lost: a queue deep enough for bursts
     // (the FIX thread drains it every loop turn).
@@ -281,8 +288,15 @@ fn start_fix(
         .iter()
         .filter(|m| m.kind == MarketKind::Spot)
         .map(|m| m.ticker.clone());
-    let app =
+    let mut app =
         ExchangeApplication::new(pipeline.sender(), sink.receiver, symbols).with_spot_symbols(spot);
+    // The order table of earlier runs: their orders' FIX identities from
+    // the order log, their fills and cancels from the output journal.
+    if let Some(dir) = &fix_config.store_dir {
+        let log = dir.join(ORDER_LOG);
+        app.rebuild(&log, history)?;
+        app = app.with_order_log(&log)?;
+    }
     Ok(FixServer::spawn(fix_config, Dictionaries::shared(), app)?)
 }
 
