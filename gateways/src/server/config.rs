@@ -3,8 +3,9 @@
 //! two can be unified), `[gateway]`, `[fix]`, `[[markets]]`, `[[accounts]]`
 //! and `[demo]`. The embedded default ([`DEFAULT_CONFIG`]) documents every key.
 
+use super::demo::Quoting;
 use crate::fix::FixServerConfig;
-use crate::ws::{AccountConfig, GatewayConfig, Limits, MarketConfig, MarketKind};
+use crate::ws::{AccountConfig, GatewayConfig, Limits, MarketConfig};
 use ringex_core::engine::RiskMode;
 use ringex_core::pipeline::PipelineConfig;
 use ringex_core::EngineConfig;
@@ -143,8 +144,9 @@ pub struct DemoSection {
 pub struct MakerConfig {
     /// Market.
     pub ticker: String,
-    /// Account key it trades with.
-    pub api_key: String,
+    /// The `[[fix.sessions]]` it trades on, by the client's CompID (the
+    /// session's `target_comp_id`). Makers on one session share a connection.
+    pub session: String,
     /// Requote interval.
     #[serde(default = "default_maker_interval")]
     pub interval_ms: u64,
@@ -163,10 +165,16 @@ pub struct MakerConfig {
 }
 
 impl MakerConfig {
-    /// The range of the mid: both quotes stay within `[min_price, max_price]`.
-    pub fn mid_bounds(&self) -> (i64, i64) {
-        let half = self.spread / 2;
-        (self.min_price + half, self.max_price - (self.spread - half))
+    /// What the maker quotes on this market.
+    pub fn quoting(&self) -> Quoting {
+        Quoting {
+            ticker: self.ticker.clone(),
+            interval: Duration::from_millis(self.interval_ms),
+            min_price: self.min_price,
+            max_price: self.max_price,
+            spread: self.spread,
+            quantity: self.quantity,
+        }
     }
 }
 
@@ -190,8 +198,9 @@ fn default_quantity() -> u64 {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TraderConfig {
-    /// Account key it trades with.
-    pub api_key: String,
+    /// The `[[fix.sessions]]` it trades on, by the client's CompID (one
+    /// trader per session).
+    pub session: String,
     /// Time between orders.
     pub interval_ms: u64,
     /// Largest order (quantity units); each order is 1..=this.
@@ -238,7 +247,6 @@ impl ServerConfig {
             .map_err(|e| e.to_string())?;
         self.gateway_config().validate()?;
         let market = |ticker: &str| self.markets.iter().find(|m| m.ticker == ticker);
-        let key = |k: &str| self.accounts.iter().any(|a| a.api_key == k);
         for a in &self.accounts {
             if a.account == 0 || a.account >= self.engine.max_accounts {
                 return Err(format!(
@@ -254,30 +262,41 @@ impl ServerConfig {
                 return Err(format!("account {}: no asset {}", a.account, d.asset));
             }
         }
+        let fix_session = |name: &str, what: &str| {
+            let found = self
+                .fix
+                .as_ref()
+                .is_some_and(|f| f.sessions.iter().any(|s| s.target_comp_id == name));
+            if found {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{what}: session {name:?} is not the target_comp_id of a [[fix.sessions]]"
+                ))
+            }
+        };
         for m in &self.demo.makers {
             let Some(market) = market(&m.ticker) else {
                 return Err(format!("demo maker: no market {:?}", m.ticker));
             };
-            if !key(&m.api_key) {
-                return Err(format!("demo maker {}: unknown api_key", m.ticker));
-            }
-            if m.interval_ms == 0
-                || m.quantity == 0
-                || m.spread < 2
-                || m.min_price < market.min_price
-                || m.max_price > market.max_price
-                || m.max_price - m.min_price < m.spread
-            {
+            fix_session(&m.session, &format!("demo maker {}", m.ticker))?;
+            if m.min_price < market.min_price || m.max_price > market.max_price {
                 return Err(format!(
-                    "demo maker {}: needs interval_ms, quantity > 0, spread >= 2, \
-                     max_price - min_price >= spread and [min_price, max_price] within the market's prices",
+                    "demo maker {}: [min_price, max_price] must lie within the market's prices",
                     m.ticker
                 ));
             }
+            m.quoting().validate().map_err(|e| format!("demo {e}"))?;
         }
+        let mut trader_sessions = std::collections::BTreeSet::new();
         for t in &self.demo.traders {
-            if !key(&t.api_key) {
-                return Err("demo trader: unknown api_key".into());
+            fix_session(&t.session, "demo trader")?;
+            let maker_session = self.demo.makers.iter().any(|m| m.session == t.session);
+            if maker_session || !trader_sessions.insert(&t.session) {
+                return Err(format!(
+                    "demo trader: session {:?} is used by another demo client",
+                    t.session
+                ));
             }
             if t.interval_ms == 0 || t.max_quantity == 0 || t.tickers.is_empty() {
                 return Err("demo trader: needs interval_ms, max_quantity > 0 and tickers".into());
@@ -394,11 +413,6 @@ impl ServerConfig {
     }
 }
 
-/// `true` for a binary market (prices in cents, `yes_price`).
-pub(crate) fn is_binary(market: &MarketConfig) -> bool {
-    market.kind == MarketKind::Binary
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -433,10 +447,15 @@ mod tests {
         assert!(with("durability = \"write\"", "durability = \"maybe\"").contains("durability"));
         assert!(with("[demo]", "[demo]\nbogus = 1").contains("bogus"));
         assert!(with(
-            "ticker = \"MARKET_MAKER\"\napi_key",
-            "ticker = \"NOPE\"\napi_key"
+            "ticker = \"MARKET_MAKER\"\nsession",
+            "ticker = \"NOPE\"\nsession"
         )
         .contains("NOPE"));
+        assert!(with("session = \"DEMO-MAKER\"", "session = \"NOBODY\"").contains("NOBODY"));
+        assert!(
+            with("session = \"DEMO-TRADER-2\"", "session = \"DEMO-TRADER-1\"")
+                .contains("another demo client")
+        );
         assert!(with("min_price = 33", "min_price = 0").contains("within"));
         assert!(with("spread = 10", "spread = 40").contains("spread"));
         assert!(with("input_ring_size = 16384", "input_ring_size = 1000").contains("ring"));

@@ -3,9 +3,10 @@
 //! one process (see `docs/server.md`).
 //!
 //! ```text
-//!  ringex-demo ──REST (127.0.0.1)──> [ ringex-ws ] ──try_submit──> pipeline ──sink──> ringex-ws
-//!  ringex-server-timer ──TimerTick──────────────────────────────┘   (journal, output journal,
-//!  start-up: markets/accounts the journal lacks ─────────────────┘    snapshots in data_dir)
+//!  clients ──REST/WebSocket──> [ ringex-ws ] ──try_submit──> pipeline ──sinks──> ringex-ws, ringex-fix
+//!  ringex-demo-* ──FIX (127.0.0.1)──> [ ringex-fix ] ──┘       (journal, output journal,
+//!  ringex-server-timer ──TimerTick─────────────────────┘        snapshots, FIX stores in data_dir)
+//!  start-up: markets/accounts the journal lacks ───────┘
 //! ```
 //!
 //! # Start-up order (race-free recovery)
@@ -29,7 +30,8 @@
 //!    configured account the history never acknowledged, `AddAccount` and
 //!    its deposits. A restart finds them all and submits nothing.
 //! 5. The `ringex-server-timer` thread (`TimerTick` every
-//!    `[pipeline] timer_interval_ms`) and the demo ([`demo::Demo`]).
+//!    `[pipeline] timer_interval_ms`) and the demo ([`demo::Demo`]): FIX
+//!    clients of the acceptor, so it needs the `[fix]` section.
 //!
 //! # Threads
 //!
@@ -40,7 +42,7 @@
 //! | `ringex-ws` | the gateway ([`crate::ws`]) |
 //! | `ringex-fix` | the FIX acceptor and its [`ExchangeApplication`] ([`crate::fix`]) |
 //! | `ringex-server-timer` | a `CommandSender` submitting `TimerTick` |
-//! | `ringex-demo` | the makers and traders (REST clients) |
+//! | `ringex-demo-maker-<session>`, `ringex-demo-trader-N` | a demo FIX client each ([`demo`]) |
 //!
 //! # Shutdown
 //!
@@ -182,10 +184,9 @@ impl Server {
             Some(interval) => Some(TickTimer::start(pipeline.sender(), interval)?),
             None => None,
         };
-        let demo = if config.demo.enabled {
-            Some(Demo::start(&config, gateway.local_addr())?)
-        } else {
-            None
+        let demo = match (&fix, config.demo.enabled) {
+            (Some(fix), true) => Some(Demo::start(&config, fix.local_addr())?),
+            _ => None,
         };
         let summary = StartSummary {
             data_dir: config.data_dir.clone(),
@@ -228,7 +229,7 @@ impl Server {
     }
 
     /// The demo's counters (`None` with the demo off).
-    pub fn demo_stats(&self) -> Option<std::sync::Arc<demo::DemoStats>> {
+    pub fn demo_stats(&self) -> Option<std::sync::Arc<demo::SessionStats>> {
         self.demo.as_ref().map(Demo::stats)
     }
 
