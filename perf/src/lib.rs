@@ -21,6 +21,7 @@
 //!   every scenario writes, its `.hgrm` files, its SVG plots, and the
 //!   progress bar on stderr;
 //! - [`demo`] — `ringex-perf demo`: a small live market in the terminal;
+//! - [`maker`] — `ringex-perf maker`: the FIX market maker against a ringex server;
 //! - [`sys`] — the machine and the process (`VmRSS`) for reports.
 //!
 //! Everything except [`pipeline`] is single-threaded: the engine is
@@ -45,6 +46,7 @@ pub mod demo;
 pub mod error;
 pub mod hgrm;
 pub mod journal_perf;
+pub mod maker;
 pub mod pipeline;
 pub mod plot;
 pub mod progress;

@@ -5,12 +5,14 @@ use std::io::IsTerminal;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use ringex_gateways::server::demo::Quoting;
 use ringex_perf::compare::{compare, render_compare};
 use ringex_perf::config::{LoadedConfig, RingexConfig, DEFAULT_TOML, PRESETS};
 use ringex_perf::demo::{run_demo, DemoOptions};
 use ringex_perf::journal_perf::{
     render_journal, run_journal, write_journal_results, JournalOptions,
 };
+use ringex_perf::maker::{run_maker, MakerOptions};
 use ringex_perf::pipeline::{
     render_pipeline, run_pipeline, write_pipeline_results, Durability, PipelineOptions, Preset,
 };
@@ -44,6 +46,8 @@ enum Cmd {
     Config(ConfigArgs),
     /// A live binary and spot market in the terminal (market maker + takers).
     Demo(DemoArgs),
+    /// A market maker trading over FIX against a ringex server, until Ctrl-C.
+    Maker(MakerArgs),
 }
 
 /// Flags every measuring scenario takes.
@@ -216,6 +220,55 @@ struct DemoArgs {
     /// Taker IOC orders per second per market.
     #[arg(long, default_value_t = 4)]
     taker_rate: u32,
+    /// Print one JSON summary object as the last line of stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct MakerArgs {
+    /// The server's FIX acceptor.
+    #[arg(long, default_value = "127.0.0.1:9878")]
+    fix: String,
+    /// Our SenderCompID (the server's session target_comp_id).
+    #[arg(long, default_value = "DEMO-MAKER")]
+    sender: String,
+    /// The server's CompID.
+    #[arg(long, default_value = "RINGEX")]
+    target: String,
+    /// Logon password.
+    #[arg(long, default_value = "demo")]
+    password: String,
+    /// FIX.4.4 or FIXT.1.1.
+    #[arg(long, default_value = "FIX.4.4")]
+    begin_string: String,
+    /// HeartBtInt in seconds (the server's session may require a value).
+    #[arg(long, default_value_t = 30)]
+    heartbeat_secs: u32,
+    /// Keep sequence numbers across reconnects (no ResetSeqNumFlag).
+    #[arg(long)]
+    no_reset: bool,
+    /// Market to quote.
+    #[arg(long, default_value = "MARKET_MAKER")]
+    ticker: String,
+    /// Milliseconds between requotes.
+    #[arg(long, default_value_t = 3000)]
+    interval_ms: u64,
+    /// Lowest price quoted (cents for binary markets).
+    #[arg(long, default_value_t = 33)]
+    min_price: i64,
+    /// Highest price quoted.
+    #[arg(long, default_value_t = 67)]
+    max_price: i64,
+    /// Ask minus bid.
+    #[arg(long, default_value_t = 10)]
+    spread: i64,
+    /// Quantity per side.
+    #[arg(long, default_value_t = 100)]
+    quantity: u64,
+    /// Stop after this many seconds (default: run until Ctrl-C).
+    #[arg(long)]
+    seconds: Option<f64>,
     /// Print one JSON summary object as the last line of stdout.
     #[arg(long)]
     json: bool,
@@ -472,6 +525,29 @@ fn main() -> anyhow::Result<()> {
             } else {
                 print!("{DEFAULT_TOML}");
             }
+        }
+        Cmd::Maker(a) => {
+            let options = MakerOptions {
+                fix: a.fix,
+                sender: a.sender,
+                target: a.target,
+                password: Some(a.password),
+                begin_string: a.begin_string,
+                heartbeat_secs: a.heartbeat_secs,
+                no_reset: a.no_reset,
+                quoting: Quoting {
+                    ticker: a.ticker,
+                    interval: std::time::Duration::from_millis(a.interval_ms),
+                    min_price: a.min_price,
+                    max_price: a.max_price,
+                    spread: a.spread,
+                    quantity: a.quantity,
+                },
+                seconds: a.seconds,
+                report_every: 5.0,
+            };
+            let summary = run_maker(&options)?;
+            emit(&summary.render(), &summary, a.json)?;
         }
         Cmd::Demo(a) => {
             let stdout = std::io::stdout();
