@@ -68,7 +68,7 @@ pub struct MakerSummary {
     pub seconds: u64,
     /// Successful Logons.
     pub logons: u64,
-    /// Sessions that ended by a drop, a logout or a refused Logon.
+    /// Sessions that ended by a drop or a logout, and failed Logons (one per retry).
     pub disconnects: u64,
     /// NewOrderSingles.
     pub orders: u64,

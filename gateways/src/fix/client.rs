@@ -186,26 +186,28 @@ impl FixClient {
         }
         client.send(&logon)?;
         let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
-        loop {
-            let Some(frame) = client.read_frame(deadline)? else {
-                return Err(ClientError::Protocol(format!(
-                    "no Logon reply within {HANDSHAKE_TIMEOUT:?}"
-                )));
-            };
-            if frame.msg_type() == b"5" {
-                let _ = client.stream.shutdown(Shutdown::Both);
-                return Err(ClientError::LogonRefused(text_of(&frame)));
-            }
-            if frame.msg_type() == b"A" {
-                client.check_sequence(&frame)?;
-                return Ok(client);
-            }
-            // Anything before the Logon reply breaks the protocol.
-            let _ = client.stream.shutdown(Shutdown::Both);
+        let Some(frame) = client.read_frame(deadline)? else {
             return Err(ClientError::Protocol(format!(
-                "expected Logon, got MsgType {}",
-                String::from_utf8_lossy(frame.msg_type())
+                "no Logon reply within {HANDSHAKE_TIMEOUT:?}"
             )));
+        };
+        match frame.msg_type() {
+            b"A" => {
+                client.check_sequence(&frame)?;
+                Ok(client)
+            }
+            b"5" => {
+                let _ = client.stream.shutdown(Shutdown::Both);
+                Err(ClientError::LogonRefused(text_of(&frame)))
+            }
+            // Anything else before the Logon reply breaks the protocol.
+            other => {
+                let _ = client.stream.shutdown(Shutdown::Both);
+                Err(ClientError::Protocol(format!(
+                    "expected Logon, got MsgType {}",
+                    String::from_utf8_lossy(other)
+                )))
+            }
         }
     }
 

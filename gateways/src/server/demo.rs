@@ -46,7 +46,8 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 pub struct SessionStats {
     /// Successful Logons.
     pub logons: AtomicU64,
-    /// Sessions that ended other than by a stop (dropped, logged out, refused).
+    /// Sessions that ended other than by a stop (dropped, logged out) and
+    /// Logons that failed (refused, or no connection): one per retry.
     pub disconnects: AtomicU64,
     /// NewOrderSingles sent.
     pub orders_sent: AtomicU64,
