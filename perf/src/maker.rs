@@ -4,7 +4,8 @@
 //! requotes with OrderCancelReplaceRequests every interval, and logs on
 //! again after a disconnect (doubling backoff; on every Logon it first
 //! mass-cancels its account's orders on the market, so its view starts
-//! clean). It runs until Ctrl-C (or `--seconds`), then logs out.
+//! clean). It runs until Ctrl-C (or `--seconds`), then cancels its quotes
+//! and logs out.
 //!
 //! This is a client, not a measurement: it writes no results folder. Its
 //! counters go to stderr every few seconds and in a summary at the end.
@@ -76,6 +77,8 @@ pub struct MakerSummary {
     pub replaces: u64,
     /// OrderMassCancelRequests (one per Logon).
     pub mass_cancels: u64,
+    /// OrderCancelRequests (its quotes, when stopped).
+    pub cancels: u64,
     /// Fills of its quotes.
     pub fills: u64,
     /// Rejects received.
@@ -94,6 +97,7 @@ impl MakerSummary {
             orders: get(&stats.orders_sent),
             replaces: get(&stats.replaces_sent),
             mass_cancels: get(&stats.mass_cancels_sent),
+            cancels: get(&stats.cancels_sent),
             fills: get(&stats.fills),
             rejects: get(&stats.rejects),
         }
@@ -103,7 +107,7 @@ impl MakerSummary {
     pub fn render(&self) -> String {
         format!(
             "maker on {} via {} for {} s: {} logons, {} disconnects, {} orders, {} replaces, \
-             {} mass cancels, {} fills, {} rejects\n",
+             {} mass cancels, {} cancels, {} fills, {} rejects\n",
             self.ticker,
             self.fix,
             self.seconds,
@@ -112,6 +116,7 @@ impl MakerSummary {
             self.orders,
             self.replaces,
             self.mass_cancels,
+            self.cancels,
             self.fills,
             self.rejects
         )
@@ -209,7 +214,8 @@ mod tests {
     fn options(fix: String) -> MakerOptions {
         MakerOptions {
             fix,
-            sender: "DEMO-MAKER".into(),
+            // No cancel-on-disconnect: the maker's own cancels clear the book.
+            sender: "DEMO-YOU".into(),
             target: "RINGEX".into(),
             password: Some("demo".into()),
             begin_string: "FIX.4.4".into(),
@@ -272,7 +278,23 @@ mod tests {
             (0, 0),
             "{summary:?}"
         );
+        assert_eq!(summary.cancels, 2, "{summary:?}");
         assert!(summary.render().contains(&fix));
+        // Its quotes are gone although the session keeps orders on logout.
+        let book = || {
+            let mut s = std::net::TcpStream::connect(server.local_addr()).unwrap();
+            let request = "GET /api/v1/markets/MARKET_MAKER/orderbook HTTP/1.1\r\n\
+                           Host: t\r\nConnection: close\r\n\r\n";
+            std::io::Write::write_all(&mut s, request.as_bytes()).unwrap();
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut s, &mut text).unwrap();
+            text
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !book().contains(r#""yes":[]"#) || !book().contains(r#""no":[]"#) {
+            assert!(Instant::now() < deadline, "{}", book());
+            std::thread::sleep(Duration::from_millis(50));
+        }
         server.shutdown();
     }
 }

@@ -8,7 +8,8 @@
 //!   quote was filled or cancelled). It tracks its quotes from the
 //!   ExecutionReports. On every Logon it first sends an
 //!   OrderMassCancelRequest per market, so quotes left from an earlier
-//!   connection or run cannot pile up, and starts its view afresh.
+//!   connection or run cannot pile up, and starts its view afresh. When
+//!   stopped it cancels its quotes (OrderCancelRequest) and logs out.
 //! - Each **trader** ([`Trader`]) sends an immediate-or-cancel order at a
 //!   market's price bound (so it takes whatever rests) every interval.
 //! - Both survive disconnects: [`run_session`] logs on again after a
@@ -37,6 +38,8 @@ use std::time::{Duration, Instant};
 
 /// The longest a demo thread blocks before it looks at its stop flag.
 const STOP_CHECK: Duration = Duration::from_millis(200);
+/// How long a stopping maker waits for answers to what it has in flight.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Reconnect delays.
 const BACKOFF_MIN: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -55,6 +58,8 @@ pub struct SessionStats {
     pub replaces_sent: AtomicU64,
     /// OrderMassCancelRequests sent.
     pub mass_cancels_sent: AtomicU64,
+    /// OrderCancelRequests sent.
+    pub cancels_sent: AtomicU64,
     /// Fills reported (ExecutionReports with ExecType F).
     pub fills: AtomicU64,
     /// Rejects received (ExecType 8, OrderCancelReject, session or business reject).
@@ -70,12 +75,13 @@ impl SessionStats {
     pub fn summary(&self) -> String {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         format!(
-            "logons {} disconnects {} orders {} replaces {} mass-cancels {} fills {} rejects {}",
+            "logons {} disconnects {} orders {} replaces {} mass-cancels {} cancels {} fills {} rejects {}",
             get(&self.logons),
             get(&self.disconnects),
             get(&self.orders_sent),
             get(&self.replaces_sent),
             get(&self.mass_cancels_sent),
+            get(&self.cancels_sent),
             get(&self.fills),
             get(&self.rejects)
         )
@@ -94,6 +100,10 @@ pub trait FixActor {
     fn on_message(&mut self, message: &Message);
     /// The session ended (the next Logon starts afresh).
     fn on_disconnect(&mut self) {}
+    /// A stop was asked for: the last messages before the Logout.
+    fn on_stop(&mut self, _client: &mut FixClient) -> Result<(), ClientError> {
+        Ok(())
+    }
 }
 
 /// Runs `actor` on a FIX session until `stop` is set: logs on (again
@@ -112,12 +122,14 @@ pub fn run_session(
             SessionStats::add(&stats.logons);
             backoff.reset();
             let result = serve(&mut client, actor, stop);
-            seq = client.seq_nums();
-            actor.on_disconnect();
             if result.is_ok() {
+                let _ = actor.on_stop(&mut client);
+                actor.on_disconnect();
                 let _ = client.logout("stopping");
                 return;
             }
+            seq = client.seq_nums();
+            actor.on_disconnect();
         }
         SessionStats::add(&stats.disconnects);
         let resume = Instant::now() + backoff.next_delay();
@@ -501,6 +513,58 @@ impl FixActor for Maker {
         for market in &mut self.markets {
             market.sides = [None, None];
         }
+    }
+
+    /// Takes its quotes off with an OrderCancelRequest each (a session
+    /// without cancel-on-disconnect would leave them resting), once what
+    /// is in flight is answered: a cancel names the order by its current
+    /// ClOrdID, which a replace in flight is about to change. A market
+    /// still unsettled after [`SETTLE_TIMEOUT`] gets a mass cancel.
+    fn on_stop(&mut self, client: &mut FixClient) -> Result<(), ClientError> {
+        let unsettled = |maker: &Maker| {
+            maker
+                .markets
+                .iter()
+                .flat_map(|m| m.sides.iter().flatten())
+                .any(|q| !q.live || q.pending.is_some())
+        };
+        let deadline = Instant::now() + SETTLE_TIMEOUT;
+        while unsettled(self) && Instant::now() < deadline {
+            if let Some(message) = client.recv(Duration::from_millis(50))? {
+                self.on_message(&message);
+            }
+        }
+        for market in &self.markets {
+            let settled = market
+                .sides
+                .iter()
+                .flatten()
+                .all(|q| q.live && q.pending.is_none());
+            if !settled {
+                let mut cancel = OutMessage::new("q");
+                cancel
+                    .set(11, self.ids.next())
+                    .set(55, &market.quoting.ticker)
+                    .set(530, "1")
+                    .set(60, format_timestamp_millis(now_millis()));
+                client.send(&cancel)?;
+                SessionStats::add(&self.stats.mass_cancels_sent);
+                continue;
+            }
+            for (side, quote) in market.sides.iter().enumerate() {
+                let Some(quote) = quote else { continue };
+                let mut cancel = OutMessage::new("F");
+                cancel
+                    .set(11, self.ids.next())
+                    .set(41, &quote.cl_ord_id)
+                    .set(54, if side == 0 { "1" } else { "2" })
+                    .set(55, &market.quoting.ticker)
+                    .set(60, format_timestamp_millis(now_millis()));
+                client.send(&cancel)?;
+                SessionStats::add(&self.stats.cancels_sent);
+            }
+        }
+        Ok(())
     }
 }
 
