@@ -270,8 +270,9 @@ impl FixClient {
     }
 
     /// Sends a Logout, waits (at most [`HANDSHAKE_TIMEOUT`]) for the
-    /// acceptor's, and closes the connection.
-    pub fn logout(mut self, text: &str) -> Result<(), ClientError> {
+    /// acceptor's, and closes the connection. Returns the sequence numbers
+    /// to log on with next time (without a reset).
+    pub fn logout(mut self, text: &str) -> Result<SeqNums, ClientError> {
         let mut logout = OutMessage::new("5");
         if !text.is_empty() {
             logout.set(58, text);
@@ -282,7 +283,7 @@ impl FixClient {
         let result = loop {
             match self.read_frame(deadline) {
                 Ok(Some(frame)) => match self.process(frame) {
-                    Err(ClientError::LoggedOut(_)) => break Ok(()),
+                    Err(ClientError::LoggedOut(_)) => break Ok(self.seq),
                     Err(e) => break Err(e),
                     Ok(_) => {}
                 },
@@ -658,6 +659,75 @@ mod tests {
             FixClient::logon(ClientConfig::new(addr, "CLI", "ACC"), SeqNums::default()).unwrap();
         let err = client.recv(Duration::from_secs(10)).unwrap_err();
         assert!(matches!(err, ClientError::Io(_)), "{err}");
+    }
+
+    #[test]
+    fn against_the_acceptor_a_session_without_reset_continues_its_numbers() {
+        use crate::fix::{EchoApplication, FixServer, FixServerConfig, SessionConfig};
+        let mut session = SessionConfig::new("FIX.4.4", "ACC", "CLI");
+        session.password = Some("pw".into());
+        let server = FixServer::spawn(
+            FixServerConfig {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                store_dir: None,
+                max_frame_bytes: DEFAULT_MAX_FRAME,
+                sessions: vec![session],
+            },
+            Dictionaries::shared(),
+            EchoApplication::new(),
+        )
+        .unwrap();
+        let mut config = ClientConfig::new(server.local_addr(), "CLI", "ACC");
+        config.reset_on_logon = false;
+        config.password = Some("pw".into());
+        let client = FixClient::logon(config.clone(), SeqNums::default()).unwrap();
+        assert_eq!(
+            client.seq_nums(),
+            SeqNums {
+                next_out: 2,
+                next_in: 2
+            }
+        );
+        let seq = client.logout("").unwrap();
+        assert_eq!(
+            seq,
+            SeqNums {
+                next_out: 3,
+                next_in: 3
+            }
+        );
+        // The acceptor kept its numbers too: the next Logon continues them.
+        let client = FixClient::logon(config.clone(), seq).unwrap();
+        assert_eq!(
+            client.seq_nums(),
+            SeqNums {
+                next_out: 4,
+                next_in: 4
+            }
+        );
+        let seq = client.logout("").unwrap();
+        // Starting over at 1 without a reset is refused, and so is a wrong password.
+        let err = FixClient::logon(config.clone(), SeqNums::default()).unwrap_err();
+        assert!(
+            matches!(&err, ClientError::LogonRefused(t) if t.contains("too low")),
+            "{err}"
+        );
+        config.password = Some("nope".into());
+        let err = FixClient::logon(config.clone(), seq).unwrap_err();
+        assert!(matches!(err, ClientError::LogonRefused(_)), "{err}");
+        // With ResetSeqNumFlag both sides start at 1 again.
+        config.password = Some("pw".into());
+        config.reset_on_logon = true;
+        let client = FixClient::logon(config, seq).unwrap();
+        assert_eq!(
+            client.seq_nums(),
+            SeqNums {
+                next_out: 2,
+                next_in: 2
+            }
+        );
+        client.logout("").unwrap();
+        server.stop().unwrap();
     }
 
     #[test]
