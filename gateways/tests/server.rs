@@ -152,6 +152,14 @@ fn the_ringex_binary_runs_the_demo_market_and_recovers_after_sigterm() {
         "{:?}",
         first.seen
     );
+    assert!(
+        first
+            .seen
+            .iter()
+            .any(|l| l.contains("demo market on: FIX clients DEMO-MAKER (maker)")),
+        "{:?}",
+        first.seen
+    );
     let addr = first.addr;
     let (status, page) = request(addr, "GET", "/", None, None);
     assert_eq!(status, 200);

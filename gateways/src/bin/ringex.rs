@@ -1,6 +1,6 @@
-//! `ringex`: the exchange server (pipeline, HTTP/WebSocket gateway, demo
-//! market). With no arguments it runs the embedded default configuration
-//! with its data under `./ringex-data`; see `docs/server.md`.
+//! `ringex`: the exchange server (pipeline, HTTP/WebSocket gateway, FIX
+//! acceptor, demo market). With no arguments it runs the embedded default
+//! configuration with its data under `./ringex-data`; see `docs/server.md`.
 //!
 //! Threads: the main thread starts the [`Server`], waits for SIGINT or
 //! SIGTERM (a signal handler only sets a flag), and shuts it down.
@@ -126,7 +126,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    report_start(&server, config_path.is_some());
+    report_start(&server, &config, config_path.is_some());
     while !STOP.load(Ordering::Acquire) {
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -148,7 +148,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn report_start(server: &Server, custom_config: bool) {
+fn report_start(server: &Server, config: &ServerConfig, custom_config: bool) {
     let s = server.summary();
     let p = &s.pipeline;
     println!(
@@ -184,14 +184,29 @@ fn report_start(server: &Server, custom_config: bool) {
             s.accounts_created
         );
     }
-    println!(
-        "ringex: demo market {}",
-        if server.demo_stats().is_some() {
-            "on (--no-demo turns it off)"
-        } else {
-            "off"
-        }
-    );
+    if server.demo_stats().is_some() {
+        let mut makers: Vec<&str> = config
+            .demo
+            .makers
+            .iter()
+            .map(|m| m.session.as_str())
+            .collect();
+        makers.sort_unstable();
+        makers.dedup();
+        let traders: Vec<&str> = config
+            .demo
+            .traders
+            .iter()
+            .map(|t| t.session.as_str())
+            .collect();
+        println!(
+            "ringex: demo market on: FIX clients {} (maker) and {} (traders); --no-demo turns it off",
+            makers.join(", "),
+            traders.join(", ")
+        );
+    } else {
+        println!("ringex: demo market off");
+    }
     println!(
         "ringex: REST and WebSocket API on http://{}/api/v1/",
         server.local_addr()
