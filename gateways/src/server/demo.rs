@@ -519,7 +519,7 @@ impl FixActor for Maker {
     /// without cancel-on-disconnect would leave them resting), once what
     /// is in flight is answered: a cancel names the order by its current
     /// ClOrdID, which a replace in flight is about to change. A market
-    /// still unsettled after [`SETTLE_TIMEOUT`] gets a mass cancel.
+    /// still unsettled after 2 s gets a mass cancel.
     fn on_stop(&mut self, client: &mut FixClient) -> Result<(), ClientError> {
         let unsettled = |maker: &Maker| {
             maker
