@@ -193,7 +193,9 @@ fn rerr(e: ringex_replay::ReplayError) -> Error {
 /// Writes a session of the stream into `dir` (input journal there, output
 /// journal in `dir/events`) through a live engine of `engine`, calling
 /// `tick` every 1% of the commands; returns its manifest (also written to
-/// `dir`). `dir` must hold no journal yet.
+/// `dir`). `dir` must be empty or absent: a folder holding anything else
+/// (another session's journal, say) is refused before anything in it is
+/// opened, so it is never recovered or written.
 pub fn write_session(
     dir: &Path,
     params: StreamParams,
@@ -201,17 +203,17 @@ pub fn write_session(
     segment_size: u64,
     mut tick: impl FnMut(u64, u64),
 ) -> Result<SessionManifest> {
+    if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
+        return Err(Error::Unexpected(format!(
+            "{} is not empty and holds no {MANIFEST}: a new session needs an empty folder",
+            dir.display()
+        )));
+    }
     let journal_config = JournalConfig::default()
         .with_segment_size(segment_size)
         .with_durability(DurabilityPolicy::Write);
     journal_config.validate().map_err(jerr)?;
     let (mut input, _) = Journal::open(dir, journal_config).map_err(jerr)?;
-    if input.last_sequence().is_some() {
-        return Err(Error::Unexpected(format!(
-            "{} already holds a journal but no {MANIFEST}",
-            dir.display()
-        )));
-    }
     let (mut output, _) = Journal::open(dir.join("events"), journal_config).map_err(jerr)?;
     let mut live = Engine::try_new(engine)
         .map_err(|e| Error::Unexpected(format!("engine configuration: {e}")))?;
@@ -738,7 +740,22 @@ mod tests {
         assert_eq!(again.session.live_digest, first.session.live_digest);
         assert!(again.modes[0].matches_live);
         std::fs::write(dir.join(MANIFEST), "{ not json").unwrap();
-        assert!(run_replay(opts, &Progress::hidden()).is_err());
+        assert!(run_replay(opts.clone(), &Progress::hidden()).is_err());
+        // Without a manifest the folder is someone else's: refused, untouched.
+        std::fs::remove_file(dir.join(MANIFEST)).unwrap();
+        let before: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        let err = run_replay(opts, &Progress::hidden())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not empty"), "{err}");
+        let after: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(before, after);
     }
 
     #[test]

@@ -611,4 +611,47 @@ mod replay {
         digests.dedup();
         assert_eq!(digests.len(), 3, "each tail ends in its own state");
     }
+
+    #[test]
+    fn bad_replay_and_recovery_options_fail_cleanly_before_any_work() {
+        let out = tempfile::tempdir().expect("temp dir");
+        let results = out.path().join("results");
+        let results = results.to_str().expect("utf-8 path");
+        let foreign = out.path().join("foreign");
+        std::fs::create_dir(&foreign).unwrap();
+        std::fs::write(foreign.join("keep-me"), "x").unwrap();
+        let foreign = foreign.to_str().expect("utf-8 path");
+        for args in [
+            &["replay", "--runs", "0", "--out", results][..],
+            &["replay", "--commands", "0", "--out", results],
+            &["replay", "--duration", "-1", "--out", results],
+            &[
+                "replay",
+                "--commands",
+                "100",
+                "--journal",
+                foreign,
+                "--out",
+                results,
+            ],
+            &["recovery", "--orders", "0", "--out", results],
+            &["recovery", "--tails", "5,x", "--out", results],
+            &["recovery", "--warmup", "100", "--out", results],
+        ] {
+            let o = std::process::Command::new(env!("CARGO_BIN_EXE_ringex-perf"))
+                .args(args)
+                .output()
+                .expect("ringex-perf runs");
+            let stderr = String::from_utf8_lossy(&o.stderr);
+            assert!(!o.status.success(), "{args:?} succeeded");
+            assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        }
+        assert!(out.path().join("foreign/keep-me").is_file());
+        assert_eq!(
+            std::fs::read_dir(out.path().join("foreign"))
+                .unwrap()
+                .count(),
+            1
+        );
+    }
 }
