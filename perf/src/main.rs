@@ -172,6 +172,21 @@ struct JournalArgs {
     common: CommonArgs,
 }
 
+/// Where `replay` and `recovery` put the session they measure.
+#[derive(Args, Debug)]
+struct SessionArgs {
+    /// Parent of the temporary session folder (default: the system temp dir).
+    #[arg(long)]
+    journal_dir: Option<std::path::PathBuf>,
+    /// Keep the temporary session folder.
+    #[arg(long)]
+    keep: bool,
+    /// Configuration file or preset name (replay: [engine] and the segment
+    /// size; recovery: the stages, [journal] and [engine]).
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
+}
+
 #[derive(Args, Debug)]
 struct ReplayArgs {
     /// Stream commands of a generated journal (its set-up comes first).
@@ -195,15 +210,8 @@ struct ReplayArgs {
     /// Reuse the session in DIR (or write one there and keep it).
     #[arg(long)]
     journal: Option<std::path::PathBuf>,
-    /// Parent of the temporary session folder (default: the system temp dir).
-    #[arg(long)]
-    journal_dir: Option<std::path::PathBuf>,
-    /// Keep the temporary session folder.
-    #[arg(long)]
-    keep: bool,
-    /// Configuration file or preset name: its [engine] and [journal] segment_mib.
-    #[arg(long)]
-    config: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    session: SessionArgs,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -228,15 +236,8 @@ struct RecoveryArgs {
     /// Stream seed.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Parent of the temporary session folder (default: the system temp dir).
-    #[arg(long)]
-    journal_dir: Option<std::path::PathBuf>,
-    /// Keep the session folder.
-    #[arg(long)]
-    keep: bool,
-    /// Configuration file or preset name: stages, journal and [engine].
-    #[arg(long)]
-    config: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    session: SessionArgs,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -470,7 +471,7 @@ fn main() -> anyhow::Result<()> {
             emit(&text, &report, a.common.json)?;
         }
         Cmd::Replay(a) => {
-            let loaded = load_config(a.config.as_deref())?;
+            let loaded = load_config(a.session.config.as_deref())?;
             let opts = ReplayOptions {
                 commands: a.commands,
                 seed: a.seed,
@@ -479,8 +480,8 @@ fn main() -> anyhow::Result<()> {
                 duration: a.duration,
                 verify: !a.no_verify,
                 journal: a.journal,
-                journal_dir: a.journal_dir,
-                keep: a.keep,
+                journal_dir: a.session.journal_dir,
+                keep: a.session.keep,
                 engine: loaded.as_ref().map(|c| c.config.engine_config()),
                 segment_size: loaded
                     .as_ref()
@@ -501,7 +502,7 @@ fn main() -> anyhow::Result<()> {
             emit(&render_replay(&report), &report, a.common.json)?;
         }
         Cmd::Recovery(a) => {
-            let loaded = load_config(a.config.as_deref())?;
+            let loaded = load_config(a.session.config.as_deref())?;
             let opts = RecoveryOptions {
                 accounts: a.accounts,
                 orders: a.orders,
@@ -509,8 +510,8 @@ fn main() -> anyhow::Result<()> {
                 runs: a.runs,
                 warmup: a.warmup,
                 seed: a.seed,
-                dir: a.journal_dir,
-                keep: a.keep,
+                dir: a.session.journal_dir,
+                keep: a.session.keep,
                 config: loaded.as_ref().map(|c| c.config.clone()),
             };
             opts.check()?;

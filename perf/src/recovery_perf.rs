@@ -54,7 +54,7 @@ use serde::Serialize;
 use crate::config::RingexConfig;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
-use crate::replay_perf::{engine_section, median};
+use crate::replay_perf::{median, risk_word};
 use crate::stream::{Generator, StreamParams};
 use crate::sys::Machine;
 
@@ -209,7 +209,7 @@ pub struct RecoveryReport {
     /// The options.
     pub options: RecoveryOptions,
     /// The engine configuration.
-    pub engine: crate::config::EngineSection,
+    pub engine: ringex_replay::config::EngineConfigFile,
     /// The snapshot.
     pub snapshot: SnapshotInfo,
     /// One per tail length, ascending.
@@ -383,7 +383,7 @@ pub fn run_recovery(opts: RecoveryOptions, progress: &Progress) -> Result<Recove
     Ok(RecoveryReport {
         bench: "recovery",
         machine: Machine::detect(),
-        engine: engine_section(&engine_config),
+        engine: engine_config.into(),
         options: opts,
         snapshot,
         tails: results,
@@ -505,7 +505,7 @@ pub fn render_recovery(r: &RecoveryReport) -> String {
         "state:      {} accounts, {} resting orders; engine risk {}, {} orders, {} price levels",
         r.options.accounts,
         sn.resting_orders,
-        r.engine.risk,
+        risk_word(&r.engine),
         r.engine.max_orders,
         r.engine.max_price_levels
     );

@@ -43,11 +43,11 @@ use ringex_core::records::{Command, Event, COMMAND_SIZE};
 use ringex_core::{Engine, EngineConfig, RiskMode};
 use ringex_journal::format::frame_size;
 use ringex_journal::{DurabilityPolicy, Journal, JournalConfig};
+use ringex_replay::config::{EngineConfigFile, Risk};
 use ringex_replay::source::CommandReader;
 use ringex_replay::{check_journal, SessionPaths, Verdict, Which};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{EngineSection, RingexConfig};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::stream::{Generator, StreamParams};
@@ -138,8 +138,9 @@ pub struct SessionManifest {
     pub commands: u64,
     /// Events in the output journal.
     pub events: u64,
-    /// The live engine's configuration (a replay must use the same).
-    pub engine: EngineSection,
+    /// The live engine's configuration (a replay must use the same), in
+    /// the JSON form `ringex-replay` reads.
+    pub engine: EngineConfigFile,
     /// The live engine's state digest after the last command.
     pub live_digest: u64,
 }
@@ -157,28 +158,15 @@ impl SessionManifest {
 
     /// The engine configuration to replay with.
     pub fn engine_config(&self) -> EngineConfig {
-        RingexConfig {
-            engine: self.engine.clone(),
-            ..RingexConfig::defaults()
-        }
-        .engine_config()
+        EngineConfig::from(self.engine)
     }
 }
 
-/// The `[engine]` section describing `c`.
-pub fn engine_section(c: &EngineConfig) -> EngineSection {
-    EngineSection {
-        max_orders: c.max_orders,
-        max_accounts: c.max_accounts,
-        max_instruments: c.max_instruments,
-        max_assets: c.max_assets,
-        max_positions: c.max_positions,
-        dedup_window: c.dedup_window,
-        max_price_levels: c.max_price_levels,
-        risk: match c.risk {
-            RiskMode::Enabled => "on".into(),
-            RiskMode::Disabled => "off".into(),
-        },
+/// `on` or `off`, as the configuration file says it.
+pub(crate) fn risk_word(engine: &EngineConfigFile) -> &'static str {
+    match engine.risk {
+        Risk::Enabled => "on",
+        Risk::Disabled => "off",
     }
 }
 
@@ -274,7 +262,7 @@ pub fn write_session(
         measured_commands: measured,
         commands: setup.len() as u64 + measured,
         events: event_index,
-        engine: engine_section(&engine),
+        engine: EngineConfigFile::from(engine),
         live_digest: live.state_digest(),
     };
     let text =
@@ -645,7 +633,7 @@ pub fn render_replay(r: &ReplayReport) -> String {
     let _ = writeln!(
         s,
         "engine:     risk {}, {} orders, {} accounts, {} price levels, dedup window {}",
-        s_.engine.risk,
+        risk_word(&s_.engine),
         s_.engine.max_orders,
         s_.engine.max_accounts,
         s_.engine.max_price_levels,
@@ -773,7 +761,7 @@ mod tests {
             measured_commands: 99,
             commands: 100,
             events: 0,
-            engine: engine_section(&EngineConfig::small()),
+            engine: EngineConfigFile::from(EngineConfig::small()),
             live_digest: 7,
         };
         let m = mode_result("replay", vec![run], 112.0, true, &live);
