@@ -13,7 +13,9 @@
 //! temporary one (under `--journal-dir`, default the system's temporary
 //! folder) removed afterwards unless `--keep`; `--journal DIR` reuses a
 //! session written there before (its `ringex-perf-replay.json` manifest
-//! names the engine configuration) or writes one there and keeps it.
+//! names the engine configuration, also written alone to `engine.json` for
+//! `ringex-replay verify DIR --config DIR/engine.json`) or writes one there
+//! and keeps it.
 //!
 //! **What is timed.** Each run first checks the input journal's chain
 //! ([`ringex_replay::check_journal`], timed separately), then:
@@ -55,6 +57,9 @@ use crate::sys::Machine;
 
 /// The manifest `ringex-perf replay` leaves beside a session it wrote.
 pub const MANIFEST: &str = "ringex-perf-replay.json";
+
+/// The engine configuration of a session, as `ringex-replay --config` reads it.
+pub const ENGINE_JSON: &str = "engine.json";
 
 /// Bytes of one event record's payload.
 const EVENT_SIZE: usize = std::mem::size_of::<Event>();
@@ -268,6 +273,10 @@ pub fn write_session(
     let text =
         serde_json::to_string_pretty(&manifest).map_err(|e| Error::Unexpected(e.to_string()))?;
     std::fs::write(dir.join(MANIFEST), text)?;
+    // The engine configuration alone, for `ringex-replay verify DIR --config DIR/engine.json`.
+    let engine_json = serde_json::to_string_pretty(&manifest.engine)
+        .map_err(|e| Error::Unexpected(e.to_string()))?;
+    std::fs::write(dir.join(ENGINE_JSON), engine_json)?;
     Ok(manifest)
 }
 

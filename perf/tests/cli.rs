@@ -555,6 +555,11 @@ mod replay {
         // The kept session is reused, and `ringex-replay verify` would read
         // it: the input journal there and the output journal in events/.
         assert!(session.join("ringex-perf-replay.json").is_file());
+        let engine: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(session.join("engine.json")).unwrap())
+                .unwrap();
+        assert_eq!(engine, json["session"]["engine"]);
+        assert_eq!(engine["risk"], "enabled");
         assert!(session.join("events").is_dir());
         let (_, again) = run(&argv.iter().map(String::as_str).collect::<Vec<_>>());
         assert!(again["generate_seconds"].is_null());
