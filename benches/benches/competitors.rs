@@ -9,7 +9,7 @@
 //!   back to back; each timed batch ends when the consumer has seen its
 //!   last value. Both use two threads, so on a 2-vCPU machine shared with
 //!   other work the figures are noisy; compare them only within one run.
-//! - `matching/{ringex_risk_off,lobster,matchcore}`: the measured part of
+//! - `matching/{ringex_risk_off,lobster,matchcore,orderbook_rs}`: the measured part of
 //!   the exchange-core-shaped stream (100,000 commands) on a fresh book
 //!   holding the untimed prefill. See `ringex_benches::competitors` for how
 //!   each crate is driven and where its semantics differ; the unit tests
@@ -26,7 +26,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use ringex_benches::competitors::{
-    lobster_apply, lobster_book, matchcore_apply, matchcore_book, matchcore_stream, matching_stream,
+    lobster_apply, lobster_book, matchcore_apply, matchcore_book, matchcore_stream,
+    matching_stream, orderbook_rs_apply, orderbook_rs_book,
 };
 use ringex_core::records::CountingSink;
 use ringex_core::{Engine, RiskMode};
@@ -159,6 +160,17 @@ fn matching(c: &mut Criterion) {
                 matchcore_apply(&mut book, black_box(&m.measured), &mut |_, t| {
                     traded += t.quantity().0
                 });
+                (book, traded)
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.bench_function("orderbook_rs", |b| {
+        b.iter_batched(
+            || orderbook_rs_book(&s),
+            |book| {
+                let mut traded = 0u64;
+                orderbook_rs_apply(&book, black_box(&s.measured_ops), &mut |f| traded += f.qty);
                 (book, traded)
             },
             BatchSize::PerIteration,

@@ -15,6 +15,10 @@
 //!   ignores it while walking the book, so a crossing order can trade
 //!   through its limit: its fills are compared and any difference is
 //!   reported, not hidden.
+//! - [`orderbook_rs`] 0.15 (with `pricelevel` 0.10): IOC is native, a move
+//!   is its `UpdatePrice` (cancel-then-add, new time priority). It is a
+//!   concurrent book (lock-free skip lists and maps, `&self` methods),
+//!   driven here from one thread.
 //!
 //! [`ringex_fills`], [`lobster_fills`] and [`matchcore_fills`] return every
 //! trade of the measured part as [`Fill`]s in ringex order ids, so a test
@@ -283,6 +287,81 @@ pub fn lobster_fills(s: &MatchingStream) -> Vec<Fill> {
     fills
 }
 
+/// An `orderbook-rs` book (no extra order fields).
+pub type OrderbookRs = orderbook_rs::OrderBook<()>;
+
+/// An `orderbook-rs` book with the prefill applied.
+pub fn orderbook_rs_book(s: &MatchingStream) -> OrderbookRs {
+    let book = OrderbookRs::new("BENCH");
+    orderbook_rs_apply(&book, &s.prefill_ops, &mut |_| {});
+    book
+}
+
+/// Applies `ops` to an `orderbook-rs` book, calling `on_fill` for every trade.
+///
+/// Orders are submitted with `add_order_with_committed`, which returns the
+/// trades of the call (also when an IOC's unfilled remainder makes it an
+/// error); a move is `update_order(UpdatePrice)`, which the crate documents
+/// as cancel-then-add at the back of the new level, as ringex does.
+#[inline]
+pub fn orderbook_rs_apply(book: &OrderbookRs, ops: &[BookOp], on_fill: &mut impl FnMut(Fill)) {
+    use orderbook_rs::{Id, OrderType, Side as OSide, TimeInForce as OTif, TimestampMs};
+    use pricelevel::{Hash32, OrderUpdate, Price, Quantity};
+    for op in ops {
+        match *op {
+            BookOp::Limit {
+                id,
+                buy,
+                price,
+                qty,
+                ioc,
+            } => {
+                let order = OrderType::Standard {
+                    id: Id::Sequential(id),
+                    price: Price::new(u128::from(price)),
+                    quantity: Quantity::new(qty),
+                    side: if buy { OSide::Buy } else { OSide::Sell },
+                    user_id: Hash32::zero(),
+                    timestamp: TimestampMs::new(0),
+                    time_in_force: if ioc { OTif::Ioc } else { OTif::Gtc },
+                    extra_fields: (),
+                };
+                let trades = match book.add_order_with_committed(order) {
+                    Ok((_, trades)) => trades,
+                    Err(failure) => failure.committed.map(|t| *t),
+                };
+                if let Some(t) = trades {
+                    for trade in t.match_result.trades().as_vec() {
+                        on_fill(Fill {
+                            taker: trade.taker_order_id().as_u64().unwrap_or(u64::MAX),
+                            maker: trade.maker_order_id().as_u64().unwrap_or(u64::MAX),
+                            price: trade.price().as_u128() as u64,
+                            qty: trade.quantity().as_u64(),
+                        });
+                    }
+                }
+            }
+            BookOp::Cancel { id } => {
+                let _ = book.cancel_order(Id::Sequential(id));
+            }
+            BookOp::Move { id, price, .. } => {
+                let _ = book.update_order(OrderUpdate::UpdatePrice {
+                    order_id: Id::Sequential(id),
+                    new_price: Price::new(u128::from(price)),
+                });
+            }
+        }
+    }
+}
+
+/// Every trade of the measured part through `orderbook-rs`.
+pub fn orderbook_rs_fills(s: &MatchingStream) -> Vec<Fill> {
+    let book = orderbook_rs_book(s);
+    let mut fills = Vec::new();
+    orderbook_rs_apply(&book, &s.measured_ops, &mut |f| fills.push(f));
+    fills
+}
+
 /// `matchcore` commands for the prefill and the measured part, with the
 /// ringex order id of each submitted order (matchcore's order id is the
 /// sequence number of the submit command).
@@ -468,6 +547,14 @@ mod tests {
             ringex.len()
         );
         assert_same_fills(&ringex, &lobster_fills(&s), "lobster");
+    }
+
+    #[test]
+    fn orderbook_rs_produces_exactly_the_trades_of_the_engine() {
+        let s = matching_stream(COMMANDS, 1);
+        let ringex = ringex_fills(&s, 1);
+        assert!(ringex.len() > COMMANDS / 50);
+        assert_same_fills(&ringex, &orderbook_rs_fills(&s), "orderbook-rs");
     }
 
     #[test]

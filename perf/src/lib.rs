@@ -14,6 +14,10 @@
 //!   (ring → journal → engine → publisher), in `hdrhistogram`;
 //! - [`journal_perf`] — `ringex-perf journal`: append throughput per
 //!   durability policy next to a raw sequential write of the same bytes;
+//! - [`replay_perf`] — `ringex-perf replay`: commands/s replaying a
+//!   journal of the stream through a fresh engine (and verifying it);
+//! - [`recovery_perf`] — `ringex-perf recovery`: start-up time from a
+//!   snapshot plus journal tails of several lengths;
 //! - [`config`] — the TOML configuration file (defaults compiled in,
 //!   presets for a 2-core machine and a dedicated server);
 //! - [`compare`] — `ringex-perf compare RUN_A RUN_B`: ratios per percentile;
@@ -50,6 +54,8 @@ pub mod maker;
 pub mod pipeline;
 pub mod plot;
 pub mod progress;
+pub mod recovery_perf;
+pub mod replay_perf;
 pub mod results;
 pub mod scale;
 pub mod stream;

@@ -17,6 +17,10 @@ use ringex_perf::pipeline::{
     render_pipeline, run_pipeline, write_pipeline_results, Durability, PipelineOptions, Preset,
 };
 use ringex_perf::progress::Progress;
+use ringex_perf::recovery_perf::{
+    render_recovery, run_recovery, write_recovery_results, RecoveryOptions,
+};
+use ringex_perf::replay_perf::{render_replay, run_replay, write_replay_results, ReplayOptions};
 use ringex_perf::results::ResultsDir;
 use ringex_perf::scale::{render_scale, run_scale, ScaleOptions};
 use ringex_perf::throughput::{render_core, run_core, CoreOptions};
@@ -38,6 +42,10 @@ enum Cmd {
     Pipeline(PipelineArgs),
     /// Journal append throughput per durability policy vs a raw sequential write of the same bytes.
     Journal(JournalArgs),
+    /// Commands/s replaying a journal of the stream through a fresh engine (and verifying it).
+    Replay(ReplayArgs),
+    /// Start-up time from a snapshot plus journal tails of several lengths.
+    Recovery(RecoveryArgs),
     /// core, pipeline and journal in turn, one results folder with a subfolder each.
     All(AllArgs),
     /// Ratio per percentile of two results folders' latency distributions, drawn on one plot.
@@ -164,6 +172,76 @@ struct JournalArgs {
     /// Configuration file or preset name; its [journal] segment_mib is used.
     #[arg(long)]
     config: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+/// Where `replay` and `recovery` put the session they measure.
+#[derive(Args, Debug)]
+struct SessionArgs {
+    /// Parent of the temporary session folder (default: the system temp dir).
+    #[arg(long)]
+    journal_dir: Option<std::path::PathBuf>,
+    /// Keep the temporary session folder.
+    #[arg(long)]
+    keep: bool,
+    /// Configuration file or preset name (replay: [engine] and the segment
+    /// size; recovery: the stages, [journal] and [engine]).
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct ReplayArgs {
+    /// Stream commands of a generated journal (its set-up comes first).
+    #[arg(long, default_value_t = 10_000_000)]
+    commands: u64,
+    /// Stream seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Timed runs per mode; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Seconds of untimed replay first.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Most seconds per replay run (default: the whole journal).
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Skip the verify row (replay plus byte comparison with the output journal).
+    #[arg(long)]
+    no_verify: bool,
+    /// Reuse the session in DIR (or write one there and keep it).
+    #[arg(long)]
+    journal: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    session: SessionArgs,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Args, Debug)]
+struct RecoveryArgs {
+    /// Tail lengths in commands after the snapshot (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = [0u64, 100_000, 1_000_000])]
+    tails: Vec<u64>,
+    /// Resting orders in the snapshot.
+    #[arg(long, default_value_t = 100_000)]
+    orders: usize,
+    /// Accounts in the snapshot.
+    #[arg(long, default_value_t = 10_000)]
+    accounts: u32,
+    /// Timed runs per tail; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Seconds of untimed start-ups before each tail's runs.
+    #[arg(long, default_value_t = 0.5)]
+    warmup: f64,
+    /// Stream seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[command(flatten)]
+    session: SessionArgs,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -444,6 +522,59 @@ fn main() -> anyhow::Result<()> {
                 loaded.as_ref(),
             )?;
             emit(&text, &report, a.common.json)?;
+        }
+        Cmd::Replay(a) => {
+            let loaded = load_config(a.session.config.as_deref())?;
+            let opts = ReplayOptions {
+                commands: a.commands,
+                seed: a.seed,
+                runs: a.runs,
+                warmup: a.warmup,
+                duration: a.duration,
+                verify: !a.no_verify,
+                journal: a.journal,
+                journal_dir: a.session.journal_dir,
+                keep: a.session.keep,
+                engine: loaded.as_ref().map(|c| c.config.engine_config()),
+                segment_size: loaded
+                    .as_ref()
+                    .map_or(ringex_journal::DEFAULT_SEGMENT_SIZE, |c| {
+                        c.config.journal.segment_mib << 20
+                    }),
+            };
+            opts.check()?;
+            let dir = ResultsDir::create(a.common.out.as_deref(), "replay")?;
+            let progress = Progress::new(
+                1 + (1 + u64::from(opts.verify)) * opts.runs as u64,
+                "replay",
+            );
+            let report = run_replay(opts, &progress);
+            progress.finish();
+            let mut report = report.context("replay run failed")?;
+            write_replay_results(&dir, &mut report, config_file(loaded.as_ref()))?;
+            emit(&render_replay(&report), &report, a.common.json)?;
+        }
+        Cmd::Recovery(a) => {
+            let loaded = load_config(a.session.config.as_deref())?;
+            let opts = RecoveryOptions {
+                accounts: a.accounts,
+                orders: a.orders,
+                tails: a.tails,
+                runs: a.runs,
+                warmup: a.warmup,
+                seed: a.seed,
+                dir: a.session.journal_dir,
+                keep: a.session.keep,
+                config: loaded.as_ref().map(|c| c.config.clone()),
+            };
+            opts.check()?;
+            let dir = ResultsDir::create(a.common.out.as_deref(), "recovery")?;
+            let progress = Progress::new(1 + opts.tails.len() as u64, "recovery");
+            let report = run_recovery(opts, &progress);
+            progress.finish();
+            let mut report = report.context("recovery run failed")?;
+            write_recovery_results(&dir, &mut report, config_file(loaded.as_ref()))?;
+            emit(&render_recovery(&report), &report, a.common.json)?;
         }
         Cmd::All(a) => {
             anyhow::ensure!(a.commands > 0, "--commands must be positive");

@@ -6,7 +6,9 @@
 //!   99.9%, ..., so each decade of tail gets the same width; one line per
 //!   rate or configuration.
 //! - [`throughput_latency_chart`]: latency percentiles against achieved
-//!   throughput, one line per percentile (or per configuration).
+//!   throughput, one line per percentile (or per configuration);
+//!   [`line_chart`] is the same picture with any y axis (recovery time
+//!   against tail length, replay time against commands replayed).
 //!
 //! Everything runs on the calling thread.
 
@@ -144,6 +146,18 @@ pub fn throughput_latency_chart(
     x_desc: &str,
     series: &[Series],
 ) -> Result<()> {
+    line_chart(path, title, x_desc, "latency (µs)", series)
+}
+
+/// Draws `series` as lines with point markers to an SVG file, both axes
+/// from zero (x labels shortened: 1.5M, 250k).
+pub fn line_chart(
+    path: &Path,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[Series],
+) -> Result<()> {
     let max_x = series
         .iter()
         .flat_map(|s| s.points.iter().map(|p| p.0))
@@ -164,7 +178,7 @@ pub fn throughput_latency_chart(
     chart
         .configure_mesh()
         .x_desc(x_desc)
-        .y_desc("latency (µs)")
+        .y_desc(y_desc)
         .x_label_formatter(&|x| human(*x))
         .draw()
         .map_err(plot_err)?;

@@ -495,3 +495,168 @@ mod config {
         assert!(!out.status.success(), "--preset and --config conflict");
     }
 }
+
+mod replay {
+    use super::run;
+
+    #[test]
+    fn replay_reproduces_the_live_digest_and_verifies_the_output_journal() {
+        let out = tempfile::tempdir().expect("temp dir");
+        let results = out.path().join("results");
+        let session = out.path().join("session");
+        let args = |session: &std::path::Path| {
+            vec![
+                "replay".to_string(),
+                "--commands".into(),
+                "20000".into(),
+                "--runs".into(),
+                "2".into(),
+                "--warmup".into(),
+                "0".into(),
+                "--journal".into(),
+                session.display().to_string(),
+                "--out".into(),
+                results.display().to_string(),
+                "--json".into(),
+            ]
+        };
+        let argv = args(&session);
+        let (text, json) = run(&argv.iter().map(String::as_str).collect::<Vec<_>>());
+        for file in [
+            "summary.txt",
+            "summary.json",
+            "config.json",
+            "machine.json",
+            "replay-progress.svg",
+        ] {
+            assert!(results.join(file).is_file(), "no {file}");
+        }
+        assert!(!text.contains("NO"), "{text}");
+        assert_eq!(json["bench"], "replay");
+        let commands = json["session"]["commands"].as_u64().unwrap();
+        assert_eq!(
+            commands,
+            json["session"]["setup_commands"].as_u64().unwrap() + 20_000
+        );
+        assert!(json["session"]["events"].as_u64().unwrap() > commands);
+        assert_eq!(json["kept"], true);
+        let modes = json["modes"].as_array().unwrap();
+        assert_eq!(modes.len(), 2);
+        for (m, name) in modes.iter().zip(["replay", "verify"]) {
+            assert_eq!(m["mode"], name);
+            assert_eq!(m["matches_live"], true, "{name}");
+            assert!(m["commands_per_sec"].as_f64().unwrap() > 0.0);
+            assert!(m["mb_per_sec"].as_f64().unwrap() > 0.0);
+            for r in m["runs"].as_array().unwrap() {
+                assert_eq!(r["commands"].as_u64(), Some(commands));
+                assert_eq!(r["digest"], json["session"]["live_digest"]);
+            }
+        }
+        // The kept session is reused, and `ringex-replay verify` would read
+        // it: the input journal there and the output journal in events/.
+        assert!(session.join("ringex-perf-replay.json").is_file());
+        let engine: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(session.join("engine.json")).unwrap())
+                .unwrap();
+        assert_eq!(engine, json["session"]["engine"]);
+        assert_eq!(engine["risk"], "enabled");
+        assert!(session.join("events").is_dir());
+        let (_, again) = run(&argv.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(again["generate_seconds"].is_null());
+        assert_eq!(
+            again["session"]["live_digest"],
+            json["session"]["live_digest"]
+        );
+    }
+
+    #[test]
+    fn recovery_restores_every_tail_to_the_clean_replays_state() {
+        let out = tempfile::tempdir().expect("temp dir");
+        let dir = out.path().to_str().expect("utf-8 path");
+        let (text, json) = run(&[
+            "recovery",
+            "--tails",
+            "0,2000,10000",
+            "--orders",
+            "500",
+            "--accounts",
+            "100",
+            "--runs",
+            "1",
+            "--warmup",
+            "0",
+            "--out",
+            dir,
+            "--json",
+        ]);
+        for file in [
+            "summary.txt",
+            "summary.json",
+            "config.json",
+            "machine.json",
+            "recovery-time.svg",
+        ] {
+            assert!(out.path().join(file).is_file(), "no {file}");
+        }
+        assert!(!text.contains("DIFFERS"), "{text}");
+        assert_eq!(json["bench"], "recovery");
+        assert_eq!(json["snapshot"]["sequence"], 1 + 3 * 100 + 500);
+        assert!(json["snapshot"]["bytes"].as_u64().unwrap() > 0);
+        assert_eq!(json["kept"], false);
+        let tails = json["tails"].as_array().unwrap();
+        assert_eq!(tails.len(), 3);
+        let mut digests = Vec::new();
+        for (t, len) in tails.iter().zip([0u64, 2000, 10000]) {
+            assert_eq!(t["tail"].as_u64(), Some(len));
+            assert_eq!(t["digest_matches"], true, "tail {len}");
+            let startup = t["startup_ms"].as_f64().unwrap();
+            assert!(startup > 0.0);
+            digests.push(t["clean_digest"].as_u64().unwrap());
+        }
+        digests.dedup();
+        assert_eq!(digests.len(), 3, "each tail ends in its own state");
+    }
+
+    #[test]
+    fn bad_replay_and_recovery_options_fail_cleanly_before_any_work() {
+        let out = tempfile::tempdir().expect("temp dir");
+        let results = out.path().join("results");
+        let results = results.to_str().expect("utf-8 path");
+        let foreign = out.path().join("foreign");
+        std::fs::create_dir(&foreign).unwrap();
+        std::fs::write(foreign.join("keep-me"), "x").unwrap();
+        let foreign = foreign.to_str().expect("utf-8 path");
+        for args in [
+            &["replay", "--runs", "0", "--out", results][..],
+            &["replay", "--commands", "0", "--out", results],
+            &["replay", "--duration", "-1", "--out", results],
+            &[
+                "replay",
+                "--commands",
+                "100",
+                "--journal",
+                foreign,
+                "--out",
+                results,
+            ],
+            &["recovery", "--orders", "0", "--out", results],
+            &["recovery", "--tails", "5,x", "--out", results],
+            &["recovery", "--warmup", "100", "--out", results],
+        ] {
+            let o = std::process::Command::new(env!("CARGO_BIN_EXE_ringex-perf"))
+                .args(args)
+                .output()
+                .expect("ringex-perf runs");
+            let stderr = String::from_utf8_lossy(&o.stderr);
+            assert!(!o.status.success(), "{args:?} succeeded");
+            assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        }
+        assert!(out.path().join("foreign/keep-me").is_file());
+        assert_eq!(
+            std::fs::read_dir(out.path().join("foreign"))
+                .unwrap()
+                .count(),
+            1
+        );
+    }
+}
