@@ -1692,30 +1692,32 @@ impl Server {
         match self.conns.get(&token) {
             Some(Conn::Http(_)) => self.write_http(token),
             Some(Conn::Ws(_)) => {
-                // Writing may drain the queue below the refill mark, and an
+                self.refill_snapshots(token);
+                self.write_ws(token);
+                // Writing either blocked (the socket's next writable event
+                // pumps again) or emptied the queue. Emptied, with a
+                // snapshot still owed (the queue held more than the refill
+                // mark of unconflatable messages), nothing else would ever
+                // pump this connection if the market then goes quiet: an
                 // edge-triggered socket that took everything reports no
-                // further writability: refill and write again until either
-                // the socket blocks or nothing is waiting for a snapshot.
-                for _ in 0..4 {
-                    self.refill_snapshots(token);
+                // further writability. Refill and write now.
+                if self.refill_snapshots(token) {
                     self.write_ws(token);
-                    match self.conns.get(&token) {
-                        Some(Conn::Ws(w)) if w.resync_pending && w.blocked_since.is_none() => {}
-                        _ => break,
-                    }
                 }
             }
             None => {}
         }
     }
 
-    fn refill_snapshots(&mut self, token: usize) {
+    /// Queues the snapshots owed to conflated subscriptions once the queue
+    /// is at or below half its limit; whether it queued any.
+    fn refill_snapshots(&mut self, token: usize) -> bool {
         let low = self.config.limits.outbound_queue_messages / 2;
         let Some(Conn::Ws(w)) = self.conns.get_mut(&token) else {
-            return;
+            return false;
         };
         if !w.resync_pending || w.queue.len() > low {
-            return;
+            return false;
         }
         w.resync_pending = false;
         let mut todo = Vec::new();
@@ -1730,6 +1732,7 @@ impl Server {
                 self.push_snapshot(token, sid, m);
             }
         }
+        true
     }
 
     fn write_ws(&mut self, token: usize) {
@@ -1801,6 +1804,8 @@ impl Server {
             w.resync_pending = true;
             w.queue.retain(|m| !(m.book && m.sid == sid));
             self.stats.conflations.fetch_add(1, Ordering::Relaxed);
+            // Dropping may have taken the queue below the refill mark.
+            self.dirty.insert(token);
             return;
         }
         sub.seq += 1;
@@ -2199,6 +2204,11 @@ impl Server {
                     } else if now - w.last_ping >= ping {
                         w.last_ping = now;
                         let _ = w.ws.write(Message::Ping(Vec::new().into()));
+                        self.dirty.insert(token);
+                    } else if w.resync_pending && w.blocked_since.is_none() {
+                        // A safety net: a snapshot is owed and the socket
+                        // is not waiting to become writable, so no socket
+                        // event would pump it.
                         self.dirty.insert(token);
                     }
                 }
