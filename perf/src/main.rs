@@ -18,6 +18,7 @@ use ringex_perf::progress::Progress;
 use ringex_perf::results::ResultsDir;
 use ringex_perf::scale::{render_scale, run_scale, ScaleOptions};
 use ringex_perf::throughput::{render_core, run_core, CoreOptions};
+use ringex_perf::ws_perf::{render_ws, run_ws, write_ws_results, WsOptions};
 
 #[derive(Parser, Debug)]
 #[command(name = "ringex-perf", version, about = "Measure the ringex engine")]
@@ -44,6 +45,35 @@ enum Cmd {
     Config(ConfigArgs),
     /// A live binary and spot market in the terminal (market maker + takers).
     Demo(DemoArgs),
+    /// Order-book fan-out to WebSocket subscribers over loopback; the engine with a stalled one.
+    Ws(WsArgs),
+}
+
+#[derive(Args, Debug)]
+struct WsArgs {
+    /// Subscriber counts (comma-separated), one phase each.
+    #[arg(long, value_delimiter = ',', default_values_t = [1_000usize, 10_000])]
+    subscribers: Vec<usize>,
+    /// Book updates (commands) per second offered.
+    #[arg(long, default_value_t = 100_000)]
+    rate: u64,
+    /// Measured seconds per phase.
+    #[arg(long, default_value_t = 5.0)]
+    duration: f64,
+    /// Warm-up seconds per phase (sent, not recorded).
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Client threads sharing the subscriber sockets.
+    #[arg(long, default_value_t = 2)]
+    client_threads: usize,
+    /// Orders kept resting on the book.
+    #[arg(long, default_value_t = 500)]
+    live_orders: u64,
+    /// Configuration file or preset name: its pipeline and engine sections.
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    common: CommonArgs,
 }
 
 /// Flags every measuring scenario takes.
@@ -453,6 +483,26 @@ fn main() -> anyhow::Result<()> {
             dir.write_json("summary.json", &report)?;
             dir.write_text("summary.txt", &text)?;
             emit(&text, &report, a.common.json)?;
+        }
+        Cmd::Ws(a) => {
+            let loaded = load_config(a.config.as_deref())?;
+            let opts = WsOptions {
+                subscribers: a.subscribers,
+                rate: a.rate,
+                duration: a.duration,
+                warmup: a.warmup,
+                client_threads: a.client_threads,
+                live_orders: a.live_orders,
+                config: loaded.as_ref().map(|c| c.config.clone()),
+            };
+            opts.check()?;
+            let dir = ResultsDir::create(a.common.out.as_deref(), "ws")?;
+            let progress = Progress::new(opts.subscribers.len() as u64 + 1, "ws");
+            let report = run_ws(opts, &progress);
+            progress.finish();
+            let mut report = report.context("ws run failed")?;
+            write_ws_results(&dir, &mut report, config_file(loaded.as_ref()))?;
+            emit(&render_ws(&report), &report, a.common.json)?;
         }
         Cmd::Compare(a) => {
             let dir = ResultsDir::create(a.common.out.as_deref(), "compare")?;
