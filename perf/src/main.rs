@@ -69,6 +69,9 @@ struct WsArgs {
     /// Orders kept resting on the book.
     #[arg(long, default_value_t = 500)]
     live_orders: u64,
+    /// The gateway's outbound queue per connection, messages (its conflation threshold).
+    #[arg(long, default_value_t = ringex_gateways::ws::Limits::default().outbound_queue_messages)]
+    queue_messages: usize,
     /// Configuration file or preset name: its pipeline and engine sections.
     #[arg(long)]
     config: Option<std::path::PathBuf>,
@@ -493,6 +496,7 @@ fn main() -> anyhow::Result<()> {
                 warmup: a.warmup,
                 client_threads: a.client_threads,
                 live_orders: a.live_orders,
+                queue_messages: a.queue_messages,
                 config: loaded.as_ref().map(|c| c.config.clone()),
             };
             opts.check()?;

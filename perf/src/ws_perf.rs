@@ -75,6 +75,9 @@ pub struct WsOptions {
     pub client_threads: usize,
     /// Orders kept resting (each pair places one and cancels the oldest).
     pub live_orders: u64,
+    /// The gateway's outbound queue per connection
+    /// (`Limits::outbound_queue_messages`): the conflation threshold.
+    pub queue_messages: usize,
     /// A configuration file's pipeline and engine sections (default: the
     /// two-core preset with an engine sized for the flow).
     pub config: Option<RingexConfig>,
@@ -101,6 +104,9 @@ impl WsOptions {
         }
         if self.live_orders == 0 || self.live_orders > 100_000 {
             return bad("--live-orders must be in 1..=100000");
+        }
+        if self.queue_messages < 2 || self.queue_messages > 1 << 20 {
+            return bad("--queue-messages must be in 2..=1048576");
         }
         if let Some(c) = &self.config {
             c.pipeline_config(Path::new("unused"))
@@ -313,6 +319,7 @@ impl Exchange {
         let market = MarketConfig::binary(TICKER, INSTRUMENT);
         gc.markets = vec![market.clone()];
         gc.limits.max_connections = max_connections + 16;
+        gc.limits.outbound_queue_messages = opts.queue_messages;
         let gateway = WsGateway::start(gc, &pipeline)
             .map_err(|e| Error::Unexpected(format!("gateway: {e}")))?;
         let mut sender = pipeline.sender();
@@ -1020,12 +1027,13 @@ pub fn render_ws(r: &WsReport) -> String {
     let _ = writeln!(s, "machine:    {}", r.machine);
     let _ = writeln!(
         s,
-        "config:     {} book updates/s offered, warm-up {} s, measured {} s, {} client threads, {} resting orders, stages {}",
+        "config:     {} book updates/s offered, warm-up {} s, measured {} s, {} client threads, {} resting orders, outbound queue {} messages, stages {}",
         o.rate,
         o.warmup,
         o.duration,
         o.client_threads,
         o.live_orders,
+        o.queue_messages,
         if o.config.is_some() { "config" } else { "two-core" }
     );
     let _ = writeln!(
@@ -1185,6 +1193,7 @@ mod tests {
             warmup: 0.0,
             client_threads: 2,
             live_orders: 100,
+            queue_messages: 4096,
             config: None,
         };
         assert!(ok.check().is_ok());

@@ -185,6 +185,11 @@ pub(super) struct Server {
     ticker_dirty: BTreeSet<usize>,
     to_close: Vec<usize>,
     halted: bool,
+    /// Deltas queued in this turn, against `Limits::deltas_per_turn`: with
+    /// thousands of subscribers the fan-out, not the view, is what costs,
+    /// and an unbounded turn would let the sink overflow (the view then
+    /// misses events) while no socket is written.
+    turn_deltas: usize,
     last_scrape: Option<MetricsSnapshot>,
     ws_config: WebSocketConfig,
 }
@@ -236,6 +241,7 @@ impl Server {
             ticker_dirty: BTreeSet::new(),
             to_close: Vec::new(),
             halted: false,
+            turn_deltas: 0,
             last_scrape: None,
             ws_config,
         })
@@ -1724,6 +1730,15 @@ impl Server {
         for (&sid, sub) in w.subs.iter_mut() {
             if sub.resync {
                 sub.resync = false;
+                // Deltas reach it again (see `conflate`).
+                index(
+                    &mut self.market_subs,
+                    &mut self.account_subs,
+                    token,
+                    sid,
+                    sub,
+                    w.account,
+                );
                 todo.extend(sub.markets.iter().map(|&i| (sid, i)));
             }
         }
@@ -1786,9 +1801,11 @@ impl Server {
     /// connection's queue is full: the subscription's queued book messages
     /// are dropped and its `seq` rewinds to the last one handed to the
     /// socket, so the snapshot sent when the queue drains carries the next
-    /// `seq` and the client never sees a gap.
+    /// `seq` and the client never sees a gap. It also conflates (keeping
+    /// what is queued) once this turn's `Limits::deltas_per_turn` are spent.
     fn push_delta(&mut self, token: usize, sid: u64, body: &str) {
         let limit = self.config.limits.outbound_queue_messages;
+        let budget = self.config.limits.deltas_per_turn;
         let Some(Conn::Ws(w)) = self.conns.get_mut(&token) else {
             return;
         };
@@ -1799,29 +1816,49 @@ impl Server {
             return;
         }
         if w.queue.len() >= limit {
-            sub.resync = true;
             sub.seq = sub.sent_seq;
-            w.resync_pending = true;
             w.queue.retain(|m| !(m.book && m.sid == sid));
-            self.stats.conflations.fetch_add(1, Ordering::Relaxed);
-            // Dropping may have taken the queue below the refill mark.
+        } else if self.turn_deltas < budget {
+            self.turn_deltas += 1;
+            sub.seq += 1;
+            let seq = sub.seq;
+            w.queue.push_back(Outbound {
+                text: format!(
+                    r#"{{"type":"orderbook_delta","sid":{sid},"seq":{seq},"msg":{body}}}"#
+                ),
+                sid,
+                seq,
+                book: true,
+            });
             self.dirty.insert(token);
             return;
         }
-        sub.seq += 1;
-        let seq = sub.seq;
-        w.queue.push_back(Outbound {
-            text: format!(r#"{{"type":"orderbook_delta","sid":{sid},"seq":{seq},"msg":{body}}}"#),
+        // Conflate. Over the queue limit the subscription's queued book
+        // messages were dropped and `seq` rewound to the last one handed to
+        // the socket; over the turn's budget the queued deltas stay (a
+        // gap-free prefix). Either way the refill snapshot carries the next
+        // `seq`. Until then the subscription is taken out of the delta
+        // index, so that a gateway that is behind spends nothing per event
+        // on the subscribers it has already conflated.
+        sub.resync = true;
+        w.resync_pending = true;
+        unindex(
+            &mut self.market_subs,
+            &mut self.account_subs,
+            token,
             sid,
-            seq,
-            book: true,
-        });
+            sub,
+            w.account,
+        );
+        self.stats.conflations.fetch_add(1, Ordering::Relaxed);
+        // Dropping may have taken the queue below the refill mark.
         self.dirty.insert(token);
     }
 
     // ------------------------------------------------------------ events
 
     fn drain_sink(&mut self) {
+        self.turn_deltas = 0;
         for _ in 0..EVENTS_PER_TURN {
             let Ok(event) = self.sink.receiver.try_recv() else {
                 break;

@@ -118,3 +118,65 @@ fn a_conflated_client_gets_the_final_book_after_the_market_goes_quiet() {
     assert_eq!(trades, TRADES, "trades are never conflated");
     ex.stop();
 }
+
+#[test]
+fn a_gateway_over_its_fan_out_budget_conflates_and_every_client_still_converges() {
+    let mut cfg = config();
+    // A budget far below one burst's fan-out: most turns run out of it.
+    cfg.limits.deltas_per_turn = 8;
+    // A queue that never fills: every conflation here is the budget's.
+    cfg.limits.outbound_queue_messages = 1 << 16;
+    cfg.limits.sink_capacity = 1 << 20;
+    let mut ex = Exchange::start_with(cfg);
+    let mut clients: Vec<(Ws, u64)> = (0..6)
+        .map(|_| {
+            let mut ws = ex.ws(None);
+            let reply = ws.call(
+                "subscribe",
+                json!({"channels": ["orderbook_delta"], "market_tickers": [BINARY]}),
+            );
+            assert_eq!(reply["type"], "subscribed", "{reply}");
+            let sid = reply["msg"]["sid"].as_u64().unwrap();
+            (ws, sid)
+        })
+        .collect();
+    for n in 1..=3_000 {
+        churn(ex.sender(), n, 40);
+    }
+    submit(ex.sender(), Command::deposit(3, 0, 1));
+    ex.wait_for(|| {
+        ex.get_auth("/api/v1/portfolio/balance", 3).1["balances"]
+            .as_array()
+            .is_some_and(|b| b.iter().any(|x| x.to_string().contains("1000000001")))
+    });
+    let (_, rest) = ex.get(&format!("/api/v1/markets/{BINARY}/orderbook"));
+    let target = (
+        rest["orderbook"]["yes"].clone(),
+        rest["orderbook"]["no"].clone(),
+    );
+    let stats = ex.gateway.as_ref().unwrap().stats();
+    assert!(
+        stats.conflations.load(Ordering::Relaxed) > 0,
+        "the budget conflated"
+    );
+    let mut snapshots = 0;
+    for (ws, sid) in &mut clients {
+        if let tungstenite::stream::MaybeTlsStream::Plain(s) = ws.ws.get_ref() {
+            s.set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+        }
+        let mut book = LocalBook::default();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while book.as_rest() != target {
+            assert!(Instant::now() < deadline, "did not converge: {book:?}");
+            if let Some(msg) = ws.try_recv() {
+                assert_eq!(msg["sid"].as_u64(), Some(*sid), "{msg}");
+                book.apply(&msg).unwrap();
+            }
+        }
+        assert!(book.deltas > 0, "deltas within the budget arrive: {book:?}");
+        snapshots += book.snapshots;
+    }
+    assert!(snapshots > 6, "conflation snapshots after the initial ones");
+    ex.stop();
+}
