@@ -1086,7 +1086,11 @@ pub fn render_ws(r: &WsReport) -> String {
                 x.requested, x.subscribers, r.nofile_limit.1, x.requested
             );
         }
-        if x.seq_errors > 0 || x.subscribers_without_updates > 0 || x.closed > 0 {
+        if x.seq_errors > 0
+            || x.subscribers_without_updates > 0
+            || x.closed > 0
+            || x.sink_dropped > 0
+        {
             let _ = writeln!(
                 s,
                 "WARNING: {} subscribers: {} seq errors, {} without updates, {} closed ({} as slow), sink dropped {}",

@@ -43,8 +43,11 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(2);
 /// How often pings, stuck clients and request timeouts are checked.
 pub const TIMER_INTERVAL: Duration = Duration::from_millis(50);
 const LISTENER: Token = Token(0);
-/// Events drained from the sink per turn (so sockets are served between).
-const EVENTS_PER_TURN: usize = 16_384;
+/// Most events drained from the sink per turn. Applying an event to the
+/// view is cheap and its fan-out is bounded by `Limits::deltas_per_turn`,
+/// so a turn drains up to a whole sink's worth: a gateway that fell behind
+/// catches up on the view in one turn instead of letting the sink overflow.
+const EVENTS_PER_TURN: usize = 1 << 18;
 /// WebSocket paths accepted for the upgrade.
 pub const WS_PATHS: &[&str] = &["/ws", "/trade-api/ws/v2"];
 
@@ -185,6 +188,9 @@ pub(super) struct Server {
     ticker_dirty: BTreeSet<usize>,
     to_close: Vec<usize>,
     halted: bool,
+    /// Order-book snapshot bodies by market, valid until the next event:
+    /// conflated subscribers refilled in one turn share one serialisation.
+    snapshot_cache: HashMap<usize, Arc<str>>,
     /// Deltas queued in this turn, against `Limits::deltas_per_turn`: with
     /// thousands of subscribers the fan-out, not the view, is what costs,
     /// and an unbounded turn would let the sink overflow (the view then
@@ -241,6 +247,7 @@ impl Server {
             ticker_dirty: BTreeSet::new(),
             to_close: Vec::new(),
             halted: false,
+            snapshot_cache: HashMap::new(),
             turn_deltas: 0,
             last_scrape: None,
             ws_config,
@@ -927,6 +934,7 @@ impl Server {
                 let mut check = self.config.clone();
                 check.markets = vec![market.clone()];
                 check.validate().map_err(|m| (400, "invalid_market", m))?;
+                self.snapshot_cache.clear();
                 if !self.view.list_market(market.clone()) {
                     return Err((
                         409,
@@ -940,6 +948,7 @@ impl Server {
                 match self.submit(market.add_instrument_command()) {
                     Ok(seq) => Ok(HttpOutcome::Await(seq, PendingOp::AddMarket(market.ticker))),
                     Err(e) => {
+                        self.snapshot_cache.clear();
                         self.view.unlist_market(&market.ticker);
                         Err(e)
                     }
@@ -1525,7 +1534,12 @@ impl Server {
     }
 
     fn push_snapshot(&mut self, token: usize, sid: u64, market: usize) {
-        let body = self.view.market(market).book_json(0).to_string();
+        let view = &self.view;
+        let body = Arc::clone(
+            self.snapshot_cache
+                .entry(market)
+                .or_insert_with(|| view.market(market).book_json(0).to_string().into()),
+        );
         let Some(Conn::Ws(w)) = self.conns.get_mut(&token) else {
             return;
         };
@@ -1887,6 +1901,9 @@ impl Server {
     }
 
     fn on_event(&mut self, event: &Event) {
+        if !self.snapshot_cache.is_empty() {
+            self.snapshot_cache.clear();
+        }
         let effect = self.view.apply(event, wall_clock_ns());
         self.fan_out(&effect);
         if self.pending.contains_key(&event.sequence) {
@@ -2103,6 +2120,7 @@ impl Server {
             (op, Some(EventView::Rejected { reason, .. })) => {
                 if let PendingOp::AddMarket(t) = op {
                     let t = t.clone();
+                    self.snapshot_cache.clear();
                     self.view.unlist_market(&t);
                 }
                 Some(Err((reject_status(reason), reason)))
