@@ -254,7 +254,7 @@ pub fn raise_nofile_limit() -> (u64, u64) {
             lim.rlim_cur = lim.rlim_max;
         }
     }
-    (lim.rlim_cur as u64, lim.rlim_max as u64)
+    (lim.rlim_cur, lim.rlim_max)
 }
 
 /// State the driver writes and the subscribers read.
@@ -510,6 +510,9 @@ fn drive(ex: &mut Exchange, shared: &Shared, opts: &WsOptions) -> Result<Driven>
 
 // ------------------------------------------------------------ subscribers
 
+/// A connected, subscribed socket and the bytes read past its upgrade answer.
+type Connected = (std::net::TcpStream, Vec<u8>);
+
 /// One subscriber connection on a client thread.
 struct Sub {
     stream: TcpStream,
@@ -553,7 +556,7 @@ fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
 
 /// Connects, upgrades and subscribes one blocking socket; bytes read past
 /// the upgrade answer are returned with it.
-fn connect(addr: SocketAddr, channels: &str) -> std::io::Result<(std::net::TcpStream, Vec<u8>)> {
+fn connect(addr: SocketAddr, channels: &str) -> std::io::Result<Connected> {
     let mut s = std::net::TcpStream::connect(addr)?;
     s.set_nodelay(true)?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
@@ -696,10 +699,7 @@ impl Sub {
 }
 
 /// A client thread: owns `socks`, reads until `shared.stop`.
-fn client_thread(
-    socks: Vec<(std::net::TcpStream, Vec<u8>)>,
-    shared: Arc<Shared>,
-) -> std::io::Result<ClientTally> {
+fn client_thread(socks: Vec<Connected>, shared: Arc<Shared>) -> std::io::Result<ClientTally> {
     let mut poll = Poll::new()?;
     let mut subs = Vec::with_capacity(socks.len());
     for (i, (s, leftover)) in socks.into_iter().enumerate() {
@@ -765,11 +765,7 @@ fn client_thread(
 
 /// Connects `n` subscribers over `threads` connecting threads; they are
 /// split over the same number of client threads afterwards.
-fn connect_all(
-    addr: SocketAddr,
-    n: usize,
-    threads: usize,
-) -> Result<Vec<Vec<(std::net::TcpStream, Vec<u8>)>>> {
+fn connect_all(addr: SocketAddr, n: usize, threads: usize) -> Result<Vec<Vec<Connected>>> {
     let handles: Vec<_> = (0..threads)
         .map(|t| {
             let count = n / threads + usize::from(t < n % threads);
@@ -987,7 +983,7 @@ pub fn write_ws_results(
     let mut lines = Vec::new();
     for r in &mut report.fanout {
         let name = dir.write_hgrm(&format!("latency-ws-{}", r.subscribers), &r.histogram)?;
-        if r.histogram.len() > 0 {
+        if !r.histogram.is_empty() {
             let d = crate::hgrm::parse(&std::fs::read_to_string(dir.path().join(&name))?)?;
             lines.push(percentile_series(
                 format!("{} subscribers", r.subscribers),
