@@ -20,8 +20,6 @@
 //! - [`results`], [`hgrm`], [`plot`], [`progress`] — the results folder
 //!   every scenario writes, its `.hgrm` files, its SVG plots, and the
 //!   progress bar on stderr;
-//! - [`ws_perf`] — `ringex-perf ws`: order-book fan-out to 1,000s of
-//!   WebSocket subscribers over loopback, and the engine with a stalled one;
 //! - [`demo`] — `ringex-perf demo`: a small live market in the terminal;
 //! - [`sys`] — the machine and the process (`VmRSS`) for reports.
 //!

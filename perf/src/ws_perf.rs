@@ -1,13 +1,14 @@
 //! `ringex-perf ws`: WebSocket market-data fan-out over loopback.
 //!
 //! One process holds everything: a pipeline, a [`WsGateway`] on
-//! `127.0.0.1:0`, an open-loop load driver and the subscribers.
+//! `127.0.0.1:0`, an open-loop load driver and the subscribers. Unlike the
+//! single-threaded scenarios, this one runs several threads of its own.
 //!
 //! # Threads
 //!
 //! | Thread | Owns |
 //! |--------|------|
-//! | caller (`ws-driver` role) | the pipeline, the gateway handle and the [`CommandSender`]; submits the order flow at `--rate` and records each command's send time in [`Shared`] |
+//! | the calling thread (the driver) | the pipeline, the gateway handle and the [`CommandSender`]; submits the order flow at `--rate` and records each command's send time in a table the clients read |
 //! | `ws-client-N` (a few) | a `mio` poll and its share of the subscriber sockets, each with its partial-frame buffer and `seq` check; a latency histogram |
 //! | pipeline stages, `ringex-ws` | as in `ringex_core::pipeline` and `ringex_gateways::ws` |
 //!
