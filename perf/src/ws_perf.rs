@@ -57,6 +57,8 @@ use crate::sys::Machine;
 pub const TICKER: &str = "WSPERF-BOOK";
 const INSTRUMENT: u32 = 1;
 const ACCOUNT: u32 = 1;
+/// Largest server frame a subscriber accepts (the gateway's are far smaller).
+const MAX_FRAME: usize = 1 << 24;
 /// File descriptors kept free for the journal, the poll instances and the
 /// rest of the process when sizing the subscriber count.
 const FD_RESERVE: u64 = 256;
@@ -665,7 +667,7 @@ impl Sub {
             if b.len() < 2 {
                 break;
             }
-            let (len, head) = match b[1] & 0x7f {
+            let (len, head): (usize, usize) = match b[1] & 0x7f {
                 126 if b.len() >= 4 => (u16::from_be_bytes([b[2], b[3]]) as usize, 4),
                 127 if b.len() >= 10 => {
                     let mut n = [0u8; 8];
@@ -675,6 +677,13 @@ impl Sub {
                 126 | 127 => break,
                 n => (n as usize, 2),
             };
+            if len > MAX_FRAME {
+                // Not what the gateway sends: stop reading this connection
+                // rather than buffer without bound.
+                self.closed = true;
+                self.buf.clear();
+                return;
+            }
             if b.len() < head + len {
                 break;
             }
@@ -1183,6 +1192,71 @@ mod tests {
             (long[1], u16::from_be_bytes([long[2], long[3]])),
             (0x80 | 126, 300)
         );
+    }
+
+    fn sub_on_loopback() -> (Sub, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        client.set_nonblocking(true).unwrap();
+        let sub = Sub {
+            stream: TcpStream::from_std(client),
+            buf: Vec::new(),
+            last_seq: None,
+            got_initial: false,
+            updates: 0,
+            closed: false,
+        };
+        (sub, server)
+    }
+
+    fn server_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![0x80 | opcode];
+        if payload.len() < 126 {
+            f.push(payload.len() as u8);
+        } else {
+            f.push(126);
+            f.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+        }
+        f.extend_from_slice(payload);
+        f
+    }
+
+    #[test]
+    fn frames_split_anywhere_are_parsed_and_checked_for_seq() {
+        let (mut sub, _server) = sub_on_loopback();
+        let shared = Shared::new(16);
+        shared.placed[2].store(5, Ordering::Release);
+        shared.window_start.store(0, Ordering::Release);
+        let mut t = ClientTally {
+            latency: Some(new_histogram()),
+            ..ClientTally::default()
+        };
+        let mut bytes = server_frame(
+            1,
+            br#"{"type":"orderbook_snapshot","sid":1,"seq":1,"msg":{"yes":[]}}"#,
+        );
+        bytes.extend(server_frame(
+            1,
+            br#"{"type":"orderbook_delta","sid":1,"seq":2,"msg":{"delta":3,"price":3}}"#,
+        ));
+        // A delta that skips seq 3.
+        bytes.extend(server_frame(
+            1,
+            br#"{"type":"orderbook_delta","sid":1,"seq":4,"msg":{"delta":3,"price":3}}"#,
+        ));
+        for chunk in bytes.chunks(7) {
+            sub.buf.extend_from_slice(chunk);
+            sub.frames(10, &shared, &mut t);
+        }
+        assert!(sub.buf.is_empty());
+        assert_eq!((t.deltas, t.seq_errors, sub.updates), (2, 1, 2));
+        assert_eq!(t.latency.as_ref().unwrap().max(), 5);
+        // A frame longer than any the gateway sends ends the connection.
+        sub.buf
+            .extend_from_slice(&[0x81, 127, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+        sub.frames(10, &shared, &mut t);
+        assert!(sub.closed && sub.buf.is_empty());
     }
 
     #[test]
