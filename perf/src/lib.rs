@@ -61,5 +61,6 @@ pub mod scale;
 pub mod stream;
 pub mod sys;
 pub mod throughput;
+pub mod ws_perf;
 
 pub use error::{Error, Result};

@@ -24,6 +24,7 @@ use ringex_perf::replay_perf::{render_replay, run_replay, write_replay_results, 
 use ringex_perf::results::ResultsDir;
 use ringex_perf::scale::{render_scale, run_scale, ScaleOptions};
 use ringex_perf::throughput::{render_core, run_core, CoreOptions};
+use ringex_perf::ws_perf::{render_ws, run_ws, write_ws_results, WsOptions};
 
 #[derive(Parser, Debug)]
 #[command(name = "ringex-perf", version, about = "Measure the ringex engine")]
@@ -56,6 +57,38 @@ enum Cmd {
     Demo(DemoArgs),
     /// A market maker trading over FIX against a ringex server, until Ctrl-C.
     Maker(MakerArgs),
+    /// Order-book fan-out to WebSocket subscribers over loopback; the engine with a stalled one.
+    Ws(WsArgs),
+}
+
+#[derive(Args, Debug)]
+struct WsArgs {
+    /// Subscriber counts (comma-separated), one phase each.
+    #[arg(long, value_delimiter = ',', default_values_t = [1_000usize, 10_000])]
+    subscribers: Vec<usize>,
+    /// Book updates (commands) per second offered.
+    #[arg(long, default_value_t = 100_000)]
+    rate: u64,
+    /// Measured seconds per phase.
+    #[arg(long, default_value_t = 5.0)]
+    duration: f64,
+    /// Warm-up seconds per phase (sent, not recorded).
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Client threads sharing the subscriber sockets.
+    #[arg(long, default_value_t = 2)]
+    client_threads: usize,
+    /// Orders kept resting on the book.
+    #[arg(long, default_value_t = 500)]
+    live_orders: u64,
+    /// The gateway's outbound queue per connection, messages (its conflation threshold).
+    #[arg(long, default_value_t = ringex_gateways::ws::Limits::default().outbound_queue_messages)]
+    queue_messages: usize,
+    /// Configuration file or preset name: its pipeline and engine sections.
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    common: CommonArgs,
 }
 
 /// Flags every measuring scenario takes.
@@ -637,6 +670,27 @@ fn main() -> anyhow::Result<()> {
             dir.write_json("summary.json", &report)?;
             dir.write_text("summary.txt", &text)?;
             emit(&text, &report, a.common.json)?;
+        }
+        Cmd::Ws(a) => {
+            let loaded = load_config(a.config.as_deref())?;
+            let opts = WsOptions {
+                subscribers: a.subscribers,
+                rate: a.rate,
+                duration: a.duration,
+                warmup: a.warmup,
+                client_threads: a.client_threads,
+                live_orders: a.live_orders,
+                queue_messages: a.queue_messages,
+                config: loaded.as_ref().map(|c| c.config.clone()),
+            };
+            opts.check()?;
+            let dir = ResultsDir::create(a.common.out.as_deref(), "ws")?;
+            let progress = Progress::new(opts.subscribers.len() as u64 + 1, "ws");
+            let report = run_ws(opts, &progress);
+            progress.finish();
+            let mut report = report.context("ws run failed")?;
+            write_ws_results(&dir, &mut report, config_file(loaded.as_ref()))?;
+            emit(&render_ws(&report), &report, a.common.json)?;
         }
         Cmd::Compare(a) => {
             let dir = ResultsDir::create(a.common.out.as_deref(), "compare")?;

@@ -224,6 +224,11 @@ pub struct Limits {
     pub socket_send_buffer: usize,
     /// Capacity of the gateway's sink queue from the publisher (events).
     pub sink_capacity: usize,
+    /// Order-book deltas the gateway thread queues per turn over all
+    /// connections; past it, a delta conflates its subscription (a
+    /// snapshot follows) instead of being formatted, so a turn's work stays
+    /// bounded with thousands of subscribers and the sink keeps draining.
+    pub deltas_per_turn: usize,
 }
 
 impl Default for Limits {
@@ -242,6 +247,7 @@ impl Default for Limits {
             recent_trades: 200,
             socket_send_buffer: 0,
             sink_capacity: 1 << 18,
+            deltas_per_turn: 65_536,
         }
     }
 }
@@ -304,8 +310,12 @@ impl GatewayConfig {
             }
         }
         let l = &self.limits;
-        if l.max_connections == 0 || l.max_subscriptions == 0 || l.outbound_queue_messages < 2 {
-            return Err("limits: max_connections, max_subscriptions must be > 0 and outbound_queue_messages >= 2".into());
+        if l.max_connections == 0
+            || l.max_subscriptions == 0
+            || l.outbound_queue_messages < 2
+            || l.deltas_per_turn == 0
+        {
+            return Err("limits: max_connections, max_subscriptions, deltas_per_turn must be > 0 and outbound_queue_messages >= 2".into());
         }
         Ok(())
     }

@@ -42,7 +42,11 @@
 //! ([`Limits::outbound_queue_messages`]). When it is full, an order-book
 //! delta is not queued: that subscription's queued book messages are
 //! dropped and a fresh snapshot is sent with the next `seq` once the
-//! queue has drained to half (conflation). A connection whose socket
+//! queue has drained to half (conflation). A gateway thread that falls
+//! behind conflates the same way: past [`Limits::deltas_per_turn`] deltas
+//! queued in one turn (over all connections), further deltas conflate their
+//! subscription instead of being formatted, so the work of one turn stays
+//! bounded however many clients subscribe. A connection whose socket
 //! takes no data for [`Limits::stuck_timeout_ms`] is closed, as is one
 //! whose queue of other messages reaches twice the limit. The publisher
 //! is never blocked: the gateway's sink drops (and counts) events only if

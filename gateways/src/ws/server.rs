@@ -43,8 +43,11 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(2);
 /// How often pings, stuck clients and request timeouts are checked.
 pub const TIMER_INTERVAL: Duration = Duration::from_millis(50);
 const LISTENER: Token = Token(0);
-/// Events drained from the sink per turn (so sockets are served between).
-const EVENTS_PER_TURN: usize = 16_384;
+/// Most events drained from the sink per turn. Applying an event to the
+/// view is cheap and its fan-out is bounded by `Limits::deltas_per_turn`,
+/// so a turn drains up to a whole sink's worth: a gateway that fell behind
+/// catches up on the view in one turn instead of letting the sink overflow.
+const EVENTS_PER_TURN: usize = 1 << 18;
 /// WebSocket paths accepted for the upgrade.
 pub const WS_PATHS: &[&str] = &["/ws", "/trade-api/ws/v2"];
 
@@ -185,6 +188,14 @@ pub(super) struct Server {
     ticker_dirty: BTreeSet<usize>,
     to_close: Vec<usize>,
     halted: bool,
+    /// Order-book snapshot bodies by market, valid until the next event:
+    /// conflated subscribers refilled in one turn share one serialisation.
+    snapshot_cache: HashMap<usize, Arc<str>>,
+    /// Deltas queued in this turn, against `Limits::deltas_per_turn`: with
+    /// thousands of subscribers the fan-out, not the view, is what costs,
+    /// and an unbounded turn would let the sink overflow (the view then
+    /// misses events) while no socket is written.
+    turn_deltas: usize,
     last_scrape: Option<MetricsSnapshot>,
     ws_config: WebSocketConfig,
 }
@@ -236,6 +247,8 @@ impl Server {
             ticker_dirty: BTreeSet::new(),
             to_close: Vec::new(),
             halted: false,
+            snapshot_cache: HashMap::new(),
+            turn_deltas: 0,
             last_scrape: None,
             ws_config,
         })
@@ -921,6 +934,7 @@ impl Server {
                 let mut check = self.config.clone();
                 check.markets = vec![market.clone()];
                 check.validate().map_err(|m| (400, "invalid_market", m))?;
+                self.snapshot_cache.clear();
                 if !self.view.list_market(market.clone()) {
                     return Err((
                         409,
@@ -934,6 +948,7 @@ impl Server {
                 match self.submit(market.add_instrument_command()) {
                     Ok(seq) => Ok(HttpOutcome::Await(seq, PendingOp::AddMarket(market.ticker))),
                     Err(e) => {
+                        self.snapshot_cache.clear();
                         self.view.unlist_market(&market.ticker);
                         Err(e)
                     }
@@ -1519,7 +1534,12 @@ impl Server {
     }
 
     fn push_snapshot(&mut self, token: usize, sid: u64, market: usize) {
-        let body = self.view.market(market).book_json(0).to_string();
+        let view = &self.view;
+        let body = Arc::clone(
+            self.snapshot_cache
+                .entry(market)
+                .or_insert_with(|| view.market(market).book_json(0).to_string().into()),
+        );
         let Some(Conn::Ws(w)) = self.conns.get_mut(&token) else {
             return;
         };
@@ -1692,36 +1712,47 @@ impl Server {
         match self.conns.get(&token) {
             Some(Conn::Http(_)) => self.write_http(token),
             Some(Conn::Ws(_)) => {
-                // Writing may drain the queue below the refill mark, and an
+                self.refill_snapshots(token);
+                self.write_ws(token);
+                // Writing either blocked (the socket's next writable event
+                // pumps again) or emptied the queue. Emptied, with a
+                // snapshot still owed (the queue held more than the refill
+                // mark of unconflatable messages), nothing else would ever
+                // pump this connection if the market then goes quiet: an
                 // edge-triggered socket that took everything reports no
-                // further writability: refill and write again until either
-                // the socket blocks or nothing is waiting for a snapshot.
-                for _ in 0..4 {
-                    self.refill_snapshots(token);
+                // further writability. Refill and write now.
+                if self.refill_snapshots(token) {
                     self.write_ws(token);
-                    match self.conns.get(&token) {
-                        Some(Conn::Ws(w)) if w.resync_pending && w.blocked_since.is_none() => {}
-                        _ => break,
-                    }
                 }
             }
             None => {}
         }
     }
 
-    fn refill_snapshots(&mut self, token: usize) {
+    /// Queues the snapshots owed to conflated subscriptions once the queue
+    /// is at or below half its limit; whether it queued any.
+    fn refill_snapshots(&mut self, token: usize) -> bool {
         let low = self.config.limits.outbound_queue_messages / 2;
         let Some(Conn::Ws(w)) = self.conns.get_mut(&token) else {
-            return;
+            return false;
         };
         if !w.resync_pending || w.queue.len() > low {
-            return;
+            return false;
         }
         w.resync_pending = false;
         let mut todo = Vec::new();
         for (&sid, sub) in w.subs.iter_mut() {
             if sub.resync {
                 sub.resync = false;
+                // Deltas reach it again (see `conflate`).
+                index(
+                    &mut self.market_subs,
+                    &mut self.account_subs,
+                    token,
+                    sid,
+                    sub,
+                    w.account,
+                );
                 todo.extend(sub.markets.iter().map(|&i| (sid, i)));
             }
         }
@@ -1730,6 +1761,7 @@ impl Server {
                 self.push_snapshot(token, sid, m);
             }
         }
+        true
     }
 
     fn write_ws(&mut self, token: usize) {
@@ -1783,9 +1815,11 @@ impl Server {
     /// connection's queue is full: the subscription's queued book messages
     /// are dropped and its `seq` rewinds to the last one handed to the
     /// socket, so the snapshot sent when the queue drains carries the next
-    /// `seq` and the client never sees a gap.
+    /// `seq` and the client never sees a gap. It also conflates (keeping
+    /// what is queued) once this turn's `Limits::deltas_per_turn` are spent.
     fn push_delta(&mut self, token: usize, sid: u64, body: &str) {
         let limit = self.config.limits.outbound_queue_messages;
+        let budget = self.config.limits.deltas_per_turn;
         let Some(Conn::Ws(w)) = self.conns.get_mut(&token) else {
             return;
         };
@@ -1796,27 +1830,49 @@ impl Server {
             return;
         }
         if w.queue.len() >= limit {
-            sub.resync = true;
             sub.seq = sub.sent_seq;
-            w.resync_pending = true;
             w.queue.retain(|m| !(m.book && m.sid == sid));
-            self.stats.conflations.fetch_add(1, Ordering::Relaxed);
+        } else if self.turn_deltas < budget {
+            self.turn_deltas += 1;
+            sub.seq += 1;
+            let seq = sub.seq;
+            w.queue.push_back(Outbound {
+                text: format!(
+                    r#"{{"type":"orderbook_delta","sid":{sid},"seq":{seq},"msg":{body}}}"#
+                ),
+                sid,
+                seq,
+                book: true,
+            });
+            self.dirty.insert(token);
             return;
         }
-        sub.seq += 1;
-        let seq = sub.seq;
-        w.queue.push_back(Outbound {
-            text: format!(r#"{{"type":"orderbook_delta","sid":{sid},"seq":{seq},"msg":{body}}}"#),
+        // Conflate. Over the queue limit the subscription's queued book
+        // messages were dropped and `seq` rewound to the last one handed to
+        // the socket; over the turn's budget the queued deltas stay (a
+        // gap-free prefix). Either way the refill snapshot carries the next
+        // `seq`. Until then the subscription is taken out of the delta
+        // index, so that a gateway that is behind spends nothing per event
+        // on the subscribers it has already conflated.
+        sub.resync = true;
+        w.resync_pending = true;
+        unindex(
+            &mut self.market_subs,
+            &mut self.account_subs,
+            token,
             sid,
-            seq,
-            book: true,
-        });
+            sub,
+            w.account,
+        );
+        self.stats.conflations.fetch_add(1, Ordering::Relaxed);
+        // Dropping may have taken the queue below the refill mark.
         self.dirty.insert(token);
     }
 
     // ------------------------------------------------------------ events
 
     fn drain_sink(&mut self) {
+        self.turn_deltas = 0;
         for _ in 0..EVENTS_PER_TURN {
             let Ok(event) = self.sink.receiver.try_recv() else {
                 break;
@@ -1845,6 +1901,9 @@ impl Server {
     }
 
     fn on_event(&mut self, event: &Event) {
+        if !self.snapshot_cache.is_empty() {
+            self.snapshot_cache.clear();
+        }
         let effect = self.view.apply(event, wall_clock_ns());
         self.fan_out(&effect);
         if self.pending.contains_key(&event.sequence) {
@@ -2061,6 +2120,7 @@ impl Server {
             (op, Some(EventView::Rejected { reason, .. })) => {
                 if let PendingOp::AddMarket(t) = op {
                     let t = t.clone();
+                    self.snapshot_cache.clear();
                     self.view.unlist_market(&t);
                 }
                 Some(Err((reject_status(reason), reason)))
@@ -2199,6 +2259,11 @@ impl Server {
                     } else if now - w.last_ping >= ping {
                         w.last_ping = now;
                         let _ = w.ws.write(Message::Ping(Vec::new().into()));
+                        self.dirty.insert(token);
+                    } else if w.resync_pending && w.blocked_since.is_none() {
+                        // A safety net: a snapshot is owed and the socket
+                        // is not waiting to become writable, so no socket
+                        // event would pump it.
                         self.dirty.insert(token);
                     }
                 }

@@ -241,6 +241,30 @@ impl Ws {
         self.read_socket()
     }
 
+    /// The next message, or `None` if the socket's read timeout passes
+    /// first.
+    pub fn try_recv(&mut self) -> Option<Value> {
+        if let Some(v) = self.backlog.pop_front() {
+            return Some(v);
+        }
+        loop {
+            match self.ws.read() {
+                Ok(Message::Text(t)) => return Some(serde_json::from_str(t.as_str()).unwrap()),
+                Ok(Message::Close(c)) => panic!("closed: {c:?}"),
+                Ok(_) => {}
+                Err(tungstenite::Error::Io(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return None
+                }
+                Err(e) => panic!("read: {e}"),
+            }
+        }
+    }
+
     fn read_socket(&mut self) -> Value {
         loop {
             match self.ws.read().expect("a message within the timeout") {
