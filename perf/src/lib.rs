@@ -14,6 +14,9 @@
 //!   (ring → journal → engine → publisher), in `hdrhistogram`;
 //! - [`journal_perf`] — `ringex-perf journal`: append throughput per
 //!   durability policy next to a raw sequential write of the same bytes;
+//! - [`fix_perf`] — `ringex-perf fix`: NewOrderSingle → ExecutionReport
+//!   round trips through the FIX acceptor next to a raw TCP ping-pong, and
+//!   orders/s for one and many sessions;
 //! - [`config`] — the TOML configuration file (defaults compiled in,
 //!   presets for a 2-core machine and a dedicated server);
 //! - [`compare`] — `ringex-perf compare RUN_A RUN_B`: ratios per percentile;
@@ -23,10 +26,11 @@
 //! - [`demo`] — `ringex-perf demo`: a small live market in the terminal;
 //! - [`sys`] — the machine and the process (`VmRSS`) for reports.
 //!
-//! Everything except [`pipeline`] is single-threaded: the engine is
-//! measured on the calling thread and nothing spins. [`pipeline`] runs the
-//! pipeline's stage threads plus a producer and a sink thread; with the
-//! two-core preset none of them busy-spins. Results and the commands that produce
+//! Everything except [`pipeline`] and [`fix_perf`] is single-threaded: the
+//! engine is measured on the calling thread and nothing spins. [`pipeline`]
+//! runs the pipeline's stage threads plus a producer and a sink thread; with
+//! the two-core preset none of them busy-spins. [`fix_perf`] adds the FIX
+//! acceptor's event loop and a writer and a reader thread per session. Results and the commands that produce
 //! them are collected in `docs/performance.md`.
 //!
 //! ```
@@ -43,6 +47,7 @@ pub mod compare;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod fix_perf;
 pub mod hgrm;
 pub mod journal_perf;
 pub mod pipeline;

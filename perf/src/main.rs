@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use ringex_perf::compare::{compare, render_compare};
 use ringex_perf::config::{LoadedConfig, RingexConfig, DEFAULT_TOML, PRESETS};
 use ringex_perf::demo::{run_demo, DemoOptions};
+use ringex_perf::fix_perf::{render_fix, run_fix, write_fix_results, FixOptions};
 use ringex_perf::journal_perf::{
     render_journal, run_journal, write_journal_results, JournalOptions,
 };
@@ -44,6 +45,41 @@ enum Cmd {
     Config(ConfigArgs),
     /// A live binary and spot market in the terminal (market maker + takers).
     Demo(DemoArgs),
+    /// FIX NewOrderSingle -> ExecutionReport round trips vs raw TCP ping-pong; orders/s per session count.
+    Fix(FixArgs),
+}
+
+#[derive(Args, Debug)]
+struct FixArgs {
+    /// Open-loop rates in orders/s, one session (comma-separated); TCP runs at the same rates.
+    #[arg(long = "rate", value_delimiter = ',', default_values_t = [10_000u64, 50_000, 100_000])]
+    rates: Vec<u64>,
+    /// Session counts of the closed-loop throughput runs (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 10])]
+    sessions: Vec<usize>,
+    /// Measured seconds per run.
+    #[arg(long, default_value_t = 2.0)]
+    duration: f64,
+    /// Warm-up seconds per run (sent, not recorded).
+    #[arg(long, default_value_t = 0.5)]
+    warmup: f64,
+    /// Orders in flight per session in the throughput runs.
+    #[arg(long, default_value_t = 256)]
+    window: u64,
+    /// Each session's order throttle in the acceptor, orders/s.
+    #[arg(long, default_value_t = 10_000_000)]
+    throttle: u32,
+    /// Journal durability (default: the configuration file's, else write).
+    #[arg(long)]
+    durability: Option<Durability>,
+    /// Configuration file or preset name for the pipeline, engine and journal.
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
+    /// Most orders one open-loop run may send (warm-up included).
+    #[arg(long, default_value_t = 2_000_000)]
+    max_orders: u64,
+    #[command(flatten)]
+    common: CommonArgs,
 }
 
 /// Flags every measuring scenario takes.
@@ -472,6 +508,32 @@ fn main() -> anyhow::Result<()> {
             } else {
                 print!("{DEFAULT_TOML}");
             }
+        }
+        Cmd::Fix(a) => {
+            let loaded = load_config(a.config.as_deref())?;
+            let durability = a
+                .durability
+                .or(loaded.as_ref().map(|c| c.config.durability()))
+                .unwrap_or(Durability(ringex_journal::DurabilityPolicy::Write));
+            let opts = FixOptions {
+                rates: a.rates,
+                sessions: a.sessions,
+                duration: a.duration,
+                warmup: a.warmup,
+                window: a.window,
+                throttle: a.throttle,
+                durability,
+                config: loaded.as_ref().map(|c| c.config.clone()),
+                max_orders: a.max_orders,
+            };
+            opts.check()?;
+            let dir = ResultsDir::create(a.common.out.as_deref(), "fix")?;
+            let progress = Progress::new((opts.rates.len() + opts.sessions.len()) as u64, "fix");
+            let report = run_fix(opts, &progress);
+            progress.finish();
+            let mut report = report.context("fix run failed")?;
+            write_fix_results(&dir, &mut report, config_file(loaded.as_ref()))?;
+            emit(&render_fix(&report), &report, a.common.json)?;
         }
         Cmd::Demo(a) => {
             let stdout = std::io::stdout();
