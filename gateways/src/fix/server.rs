@@ -7,7 +7,11 @@
 //! non-blocking with TCP_NODELAY. Output is buffered per connection and
 //! flushed when the socket is writable. A connection that sends no valid
 //! first frame within [`UNBOUND_TIMEOUT_MS`] is closed. Sessions are ticked
-//! every [`TICK_MS`] for heartbeats and timeouts.
+//! every [`TICK_MS`] for heartbeats and timeouts. An application that
+//! [`polls`](Application::polls) (the exchange, whose ExecutionReports come
+//! from the engine on a queue `mio` cannot wait on) keeps the loop polling
+//! without blocking for [`BUSY_POLL`] after each turn with input or
+//! output, and blocks at most [`APP_POLL_TIMEOUT`] otherwise.
 //!
 //! Thread: the loop runs on the thread that calls [`FixServer::run`]
 //! ([`FixServer::spawn`] starts one); it owns every session, connection and
@@ -44,6 +48,17 @@ pub const READ_BUDGET: usize = 256 * 1024;
 /// Unsent output above which a connection whose peer does not read is
 /// closed.
 pub const MAX_PENDING_OUTPUT: usize = 16 * 1024 * 1024;
+/// How long the loop keeps polling without blocking after a turn that
+/// took input or delivered application messages, when the application
+/// [`polls`](Application::polls). Its replies (ExecutionReports from the
+/// engine) arrive on a queue `mio` cannot wait on, typically tens of
+/// microseconds after the order went in; blocking in `poll` would hold
+/// them until the next input or timeout.
+pub const BUSY_POLL: Duration = Duration::from_micros(1000);
+/// The blocking poll timeout while the application polls: bounds how long
+/// an application message with no input behind it (a fill caused by
+/// another gateway's order) waits.
+pub const APP_POLL_TIMEOUT: Duration = Duration::from_millis(1);
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
@@ -109,6 +124,9 @@ pub struct FixServer<A: Application> {
     max_frame: usize,
     /// Connections with input left to read (their read budget ran out).
     ready: Vec<usize>,
+    /// Input was processed or application messages delivered during this
+    /// loop turn (see [`BUSY_POLL`]).
+    active: bool,
 }
 
 impl<A: Application> FixServer<A> {
@@ -157,6 +175,7 @@ impl<A: Application> FixServer<A> {
             app,
             max_frame: config.max_frame_bytes,
             ready: Vec::new(),
+            active: false,
         })
     }
 
@@ -174,11 +193,25 @@ impl<A: Application> FixServer<A> {
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(256);
         let mut last_tick = now_millis();
+        let polls = self.app.polls();
+        let mut busy_until = std::time::Instant::now();
         while !self.stop.load(Ordering::Acquire) {
-            match self
-                .poll
-                .poll(&mut events, Some(Duration::from_millis(TICK_MS as u64 / 2)))
-            {
+            let timeout = if !polls {
+                Duration::from_millis(TICK_MS as u64 / 2)
+            } else if self.active || std::time::Instant::now() < busy_until {
+                if self.active {
+                    busy_until = std::time::Instant::now() + BUSY_POLL;
+                } else {
+                    // Nothing this turn: let other threads of a busy
+                    // machine run before polling again.
+                    std::thread::yield_now();
+                }
+                Duration::ZERO
+            } else {
+                APP_POLL_TIMEOUT
+            };
+            self.active = false;
+            match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
@@ -226,6 +259,10 @@ impl<A: Application> FixServer<A> {
         let mut outgoing = Vec::new();
         self.app
             .poll(&mut |name, msg| outgoing.push((name.to_string(), msg)));
+        if outgoing.is_empty() {
+            return;
+        }
+        self.active = true;
         let now = now_millis();
         let mut scratch = Vec::new();
         for (name, msg) in outgoing {
@@ -360,6 +397,7 @@ impl<A: Application> FixServer<A> {
                     Cut::Frame(f) => (f, conn.session),
                 }
             };
+            self.active = true;
             let si = match bound {
                 Some(si) => si,
                 None => match self.bind_session(&frame) {
