@@ -647,15 +647,38 @@ fn ns_since(origin: Instant) -> u64 {
     origin.elapsed().as_nanos() as u64
 }
 
-/// Drives one connection: a writer thread paced by `pace` (`total`
-/// messages at most, none after `send_until_ns`) and a reader thread that
-/// records round trips of messages `warm..` (open loop) or counts answers
-/// between `window_ns` (closed loop). Times are ns since `origin`;
-/// the schedule starts at `t0_ns`.
-#[allow(clippy::too_many_arguments)]
-fn drive(
+/// A writer's state: the next index, bytes written, its batch buffer.
+struct Writer<W> {
     stream: TcpStream,
-    mut wire: impl Wire + 'static,
+    wire: W,
+    next: u64,
+    bytes: u64,
+    buf: Vec<u8>,
+}
+
+impl<W: Wire> Writer<W> {
+    /// Writes messages `next..upto` in one `write`; false when the peer is gone.
+    fn send_upto(&mut self, upto: u64) -> bool {
+        self.buf.clear();
+        while self.next < upto {
+            self.wire.encode(self.next, &mut self.buf);
+            self.next += 1;
+        }
+        self.bytes += self.buf.len() as u64;
+        self.stream.write_all(&self.buf).is_ok()
+    }
+}
+
+/// Drives one connection (`total` messages at most, none sent after
+/// `send_until_ns`; times in ns since `origin`, the schedule starting at
+/// `t0_ns`). Open loop: a writer thread sends on the schedule and a reader
+/// thread records the round trips of messages `warm..`. Closed loop: one
+/// thread writes while fewer than `window` messages are unanswered and
+/// blocks in `read` otherwise, counting answers inside `window_ns`.
+#[allow(clippy::too_many_arguments)]
+fn drive<W: Wire + 'static>(
+    stream: TcpStream,
+    wire: W,
     mut replies: impl Replies + 'static,
     pace: Pace,
     total: u64,
@@ -664,73 +687,58 @@ fn drive(
     t0_ns: u64,
     send_until_ns: u64,
     window_ns: (u64, u64),
-) -> Result<(
-    std::thread::JoinHandle<u64>,
-    std::thread::JoinHandle<ConnResult>,
-)> {
+) -> Result<std::thread::JoinHandle<ConnResult>> {
     stream.set_nodelay(true)?;
     let mut reader_stream = stream.try_clone()?;
     reader_stream.set_read_timeout(Some(Duration::from_millis(100)))?;
-    let answered = Arc::new(AtomicU64::new(0));
     let sent_total = Arc::new(AtomicU64::new(u64::MAX));
     let request_bytes = Arc::new(AtomicU64::new(0));
-    let writer = {
-        let answered = Arc::clone(&answered);
-        let sent_total = Arc::clone(&sent_total);
-        let request_bytes = Arc::clone(&request_bytes);
-        let mut stream = stream;
-        std::thread::Builder::new()
-            .name("perf-fix-writer".into())
-            .spawn(move || {
-                let mut buf = Vec::with_capacity(64 * 1024);
-                let mut i = 0u64;
-                let mut bytes = 0u64;
-                while i < total {
-                    let now = ns_since(origin);
-                    if now >= send_until_ns {
-                        break;
-                    }
-                    let upto = match pace {
-                        Pace::Open { rate } => {
-                            let due = t0_ns + scheduled(i, rate);
-                            if now < due {
-                                if due - now > SPIN_BELOW_NS {
-                                    std::thread::sleep(Duration::from_nanos(
-                                        due - now - SPIN_BELOW_NS / 2,
-                                    ));
-                                } else {
-                                    std::thread::yield_now();
-                                }
-                                continue;
-                            }
-                            let elapsed = (now - t0_ns) as u128;
-                            ((elapsed * rate as u128 / 1_000_000_000) as u64 + 1).min(total)
-                        }
-                        Pace::Window { window } => {
-                            let room = (answered.load(Ordering::Acquire) + window).min(total);
-                            if room <= i {
-                                std::thread::yield_now();
-                                continue;
-                            }
-                            room
-                        }
-                    };
-                    buf.clear();
-                    while i < upto {
-                        wire.encode(i, &mut buf);
-                        i += 1;
-                    }
-                    bytes += buf.len() as u64;
-                    if stream.write_all(&buf).is_err() {
-                        break;
-                    }
-                }
-                request_bytes.store(bytes, Ordering::Relaxed);
-                sent_total.store(i, Ordering::Release);
-                i
-            })?
+    let writer = Writer {
+        stream,
+        wire,
+        next: 0,
+        bytes: 0,
+        buf: Vec::with_capacity(64 * 1024),
     };
-    let reader = std::thread::Builder::new()
+    let (open_writer, mut inline_writer) = match pace {
+        Pace::Open { rate } => {
+            let sent_total = Arc::clone(&sent_total);
+            let request_bytes = Arc::clone(&request_bytes);
+            let mut w = writer;
+            let handle = std::thread::Builder::new()
+                .name("perf-fix-writer".into())
+                .spawn(move || {
+                    while w.next < total {
+                        let now = ns_since(origin);
+                        if now >= send_until_ns {
+                            break;
+                        }
+                        let due = t0_ns + scheduled(w.next, rate);
+                        if now < due {
+                            if due - now > SPIN_BELOW_NS {
+                                std::thread::sleep(Duration::from_nanos(
+                                    due - now - SPIN_BELOW_NS / 2,
+                                ));
+                            } else {
+                                std::thread::yield_now();
+                            }
+                            continue;
+                        }
+                        // Everything due by now, in one write.
+                        let elapsed = (now - t0_ns) as u128;
+                        let upto = ((elapsed * rate as u128 / 1_000_000_000) as u64 + 1).min(total);
+                        if !w.send_upto(upto) {
+                            break;
+                        }
+                    }
+                    request_bytes.store(w.bytes, Ordering::Relaxed);
+                    sent_total.store(w.next, Ordering::Release);
+                })?;
+            (Some(handle), None)
+        }
+        Pace::Window { .. } => (None, Some(writer)),
+    };
+    let handle = std::thread::Builder::new()
         .name("perf-fix-reader".into())
         .spawn(move || {
             let mut r = ConnResult {
@@ -750,6 +758,16 @@ fn drive(
             // to drain; give up 10 s after the writer stopped.
             let mut give_up = u64::MAX;
             loop {
+                if let (Some(w), Pace::Window { window }) = (&mut inline_writer, pace) {
+                    if sent_total.load(Ordering::Relaxed) == u64::MAX {
+                        let room = (r.answered + window).min(total);
+                        let stop = ns_since(origin) >= send_until_ns || w.next >= total;
+                        if stop || (room > w.next && !w.send_upto(room)) {
+                            request_bytes.store(w.bytes, Ordering::Relaxed);
+                            sent_total.store(w.next, Ordering::Release);
+                        }
+                    }
+                }
                 let sent = sent_total.load(Ordering::Acquire);
                 if sent != u64::MAX {
                     if r.answered >= sent {
@@ -791,7 +809,6 @@ fn drive(
                     r.reply_bytes += bytes as u64;
                     r.rejected += u64::from(rejected);
                     r.last_answer_ns = now;
-                    answered.fetch_add(1, Ordering::Release);
                     match pace {
                         Pace::Open { rate } if index >= warm => {
                             let due = t0_ns + scheduled(index, rate);
@@ -804,6 +821,13 @@ fn drive(
                     }
                 });
             }
+            if let Some(w) = open_writer {
+                // The writer has stopped (it set `sent_total`) or it is
+                // blocked writing to a peer that stopped reading; the
+                // stream is shut down below either way.
+                let _ = reader_stream.shutdown(std::net::Shutdown::Both);
+                let _ = w.join();
+            }
             r.sent = sent_total.load(Ordering::Acquire);
             if r.sent == u64::MAX {
                 r.sent = 0;
@@ -811,7 +835,7 @@ fn drive(
             r.request_bytes = request_bytes.load(Ordering::Relaxed);
             r
         })?;
-    Ok((writer, reader))
+    Ok(handle)
 }
 
 fn join<T>(h: std::thread::JoinHandle<T>) -> Result<T> {
@@ -889,7 +913,7 @@ fn run_fix_latency(opts: &FixOptions, rate: u64) -> Result<LatencyRun> {
     let (stream, wire) = logon(venue.addr, 0)?;
     let origin = Instant::now();
     let t0 = ns_since(origin) + 2_000_000;
-    let (w, r) = drive(
+    let r = drive(
         stream,
         wire,
         FixReplies::default(),
@@ -901,7 +925,6 @@ fn run_fix_latency(opts: &FixOptions, rate: u64) -> Result<LatencyRun> {
         send_deadline(opts, t0),
         (0, 0),
     )?;
-    join(w)?;
     let result = join(r)?;
     let healthy = venue.stop();
     if !healthy {
@@ -924,7 +947,7 @@ fn run_tcp_latency(
     let stream = TcpStream::connect(addr)?;
     let origin = Instant::now();
     let t0 = ns_since(origin) + 2_000_000;
-    let (w, r) = drive(
+    let r = drive(
         stream,
         TcpWire { size: request },
         TcpReplies { size: reply },
@@ -936,7 +959,6 @@ fn run_tcp_latency(
         send_deadline(opts, t0),
         (0, 0),
     )?;
-    join(w)?;
     let result = join(r)?;
     join(server)?;
     Ok(latency_run("tcp", rate, warm, measured, result, t0))
@@ -981,8 +1003,7 @@ fn run_fix_throughput(opts: &FixOptions, sessions: usize) -> Result<ThroughputRu
         unanswered: 0,
         orders_per_sec: 0.0,
     };
-    for (w, r) in handles {
-        join(w)?;
+    for r in handles {
         let c = join(r)?;
         run.sent += c.sent;
         run.answered_in_window += c.answered_in_window;
