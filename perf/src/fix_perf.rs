@@ -161,6 +161,9 @@ pub struct LatencyRun {
     pub answered: u64,
     /// Answers that were rejects (ExecType 8); always 0 for TCP.
     pub rejected: u64,
+    /// Engine events the acceptor's sink queue dropped because the acceptor
+    /// fell behind (their ExecutionReports were never sent); 0 for TCP.
+    pub sink_dropped: u64,
     /// Measured answers per second, from the first due time to the last answer.
     pub achieved_rate: f64,
     /// Average size of a sent message, bytes.
@@ -204,6 +207,8 @@ pub struct ThroughputRun {
     pub rejected: u64,
     /// Orders whose ExecutionReport never came.
     pub unanswered: u64,
+    /// Engine events the acceptor's sink queue dropped (see [`LatencyRun::sink_dropped`]).
+    pub sink_dropped: u64,
     /// Orders per second in the measured window (all sessions).
     pub orders_per_sec: f64,
 }
@@ -230,11 +235,14 @@ impl FixReport {
     /// every run.
     pub fn all_answered(&self) -> bool {
         self.rates.iter().all(|p| {
-            p.fix.answered == p.fix.sent && p.fix.rejected == 0 && p.tcp.answered == p.tcp.sent
+            p.fix.answered == p.fix.sent
+                && p.fix.rejected == 0
+                && p.fix.sink_dropped == 0
+                && p.tcp.answered == p.tcp.sent
         }) && self
             .throughput
             .iter()
-            .all(|t| t.unanswered == 0 && t.rejected == 0)
+            .all(|t| t.unanswered == 0 && t.rejected == 0 && t.sink_dropped == 0)
     }
 }
 
@@ -282,6 +290,9 @@ pub fn run_fix(opts: FixOptions, progress: &Progress) -> Result<FixReport> {
 
 /// A pipeline and the FIX acceptor in this process.
 struct Venue {
+    /// The acceptor's sink counters (events lost to a full queue are
+    /// ExecutionReports never sent).
+    sink: Arc<ringex_core::pipeline::SinkStats>,
     server: Option<FixServerHandle>,
     pipeline: Option<Pipeline>,
     addr: SocketAddr,
@@ -327,6 +338,7 @@ impl Venue {
         submit_and_wait(&pipeline, &setup)?;
         let symbols: HashMap<String, u32> =
             (0..sessions).map(|s| (symbol(s), s as u32 + 1)).collect();
+        let sink_stats = Arc::clone(&sink.stats);
         let app = ExchangeApplication::new(pipeline.sender(), sink.receiver, symbols);
         let session_configs = (0..sessions)
             .map(|s| {
@@ -349,6 +361,7 @@ impl Venue {
         )
         .map_err(|e| Error::Unexpected(format!("FIX acceptor: {e}")))?;
         Ok(Venue {
+            sink: sink_stats,
             addr: server.local_addr(),
             server: Some(server),
             pipeline: Some(pipeline),
@@ -356,14 +369,17 @@ impl Venue {
         })
     }
 
-    /// Stops the acceptor, then the pipeline; whether the pipeline was healthy.
-    fn stop(mut self) -> bool {
+    /// Stops the acceptor, then the pipeline; whether the pipeline was
+    /// healthy, and the events the acceptor's sink lost.
+    fn stop(mut self) -> (bool, u64) {
         if let Some(s) = self.server.take() {
             let _ = s.stop();
         }
-        self.pipeline
+        let healthy = self
+            .pipeline
             .take()
-            .is_some_and(|p| p.shutdown().health.is_ok())
+            .is_some_and(|p| p.shutdown().health.is_ok());
+        (healthy, self.sink.dropped())
     }
 }
 
@@ -889,6 +905,7 @@ fn latency_run(
         sent: r.sent,
         answered: r.answered,
         rejected: r.rejected,
+        sink_dropped: 0,
         achieved_rate: if seconds > 0.0 {
             measured_answers as f64 / seconds
         } else {
@@ -926,13 +943,16 @@ fn run_fix_latency(opts: &FixOptions, rate: u64) -> Result<LatencyRun> {
         (0, 0),
     )?;
     let result = join(r)?;
-    let healthy = venue.stop();
+    let (healthy, sink_dropped) = venue.stop();
     if !healthy {
         return Err(Error::Unexpected(
             "the pipeline failed during the FIX run".into(),
         ));
     }
-    Ok(latency_run("fix", rate, warm, measured, result, t0))
+    Ok(LatencyRun {
+        sink_dropped,
+        ..latency_run("fix", rate, warm, measured, result, t0)
+    })
 }
 
 fn run_tcp_latency(
@@ -1001,6 +1021,7 @@ fn run_fix_throughput(opts: &FixOptions, sessions: usize) -> Result<ThroughputRu
         answered_in_window: 0,
         rejected: 0,
         unanswered: 0,
+        sink_dropped: 0,
         orders_per_sec: 0.0,
     };
     for r in handles {
@@ -1011,7 +1032,9 @@ fn run_fix_throughput(opts: &FixOptions, sessions: usize) -> Result<ThroughputRu
         run.unanswered += c.sent.saturating_sub(c.answered);
     }
     run.orders_per_sec = run.answered_in_window as f64 / opts.duration;
-    if !venue.stop() {
+    let (healthy, sink_dropped) = venue.stop();
+    run.sink_dropped = sink_dropped;
+    if !healthy {
         return Err(Error::Unexpected(
             "the pipeline failed during the throughput run".into(),
         ));
@@ -1154,23 +1177,23 @@ pub fn render_fix(r: &FixReport) -> String {
         );
         let _ = writeln!(
             s,
-            "{:>9} {:>12} {:>10} {:>9} {:>11}",
-            "sessions", "orders/s", "sent", "rejected", "unanswered"
+            "{:>9} {:>12} {:>10} {:>9} {:>11} {:>11}",
+            "sessions", "orders/s", "sent", "rejected", "unanswered", "sink drops"
         );
         for t in &r.throughput {
             let _ = writeln!(
                 s,
-                "{:>9} {:>12.0} {:>10} {:>9} {:>11}",
-                t.sessions, t.orders_per_sec, t.sent, t.rejected, t.unanswered
+                "{:>9} {:>12.0} {:>10} {:>9} {:>11} {:>11}",
+                t.sessions, t.orders_per_sec, t.sent, t.rejected, t.unanswered, t.sink_dropped
             );
         }
     }
     for p in &r.rates {
-        if p.fix.answered < p.fix.sent || p.fix.rejected > 0 {
+        if p.fix.answered < p.fix.sent || p.fix.rejected > 0 || p.fix.sink_dropped > 0 {
             let _ = writeln!(
                 s,
-                "WARNING: FIX at {}/s: {} of {} answered, {} rejected",
-                p.fix.target_rate, p.fix.answered, p.fix.sent, p.fix.rejected
+                "WARNING: FIX at {}/s: {} of {} answered, {} rejected, {} engine events dropped by the acceptor's sink (it fell behind)",
+                p.fix.target_rate, p.fix.answered, p.fix.sent, p.fix.rejected, p.fix.sink_dropped
             );
         }
     }

@@ -33,7 +33,7 @@ use serde::Deserialize;
 use super::app::Application;
 use super::dictionary::Dictionaries;
 use super::frame::{Cut, FrameCutter, DEFAULT_MAX_FRAME};
-use super::message::Message;
+use super::message::{Message, OutMessage};
 use super::session::{Io, Session, SessionConfig, SessionError};
 use super::store::MessageStore;
 use super::time::{now_millis, Millis};
@@ -124,6 +124,8 @@ pub struct FixServer<A: Application> {
     max_frame: usize,
     /// Connections with input left to read (their read budget ran out).
     ready: Vec<usize>,
+    /// Application messages being routed (kept to reuse its allocation).
+    outgoing: Vec<(usize, OutMessage)>,
     /// Input was processed or application messages delivered during this
     /// loop turn (see [`BUSY_POLL`]).
     active: bool,
@@ -175,6 +177,7 @@ impl<A: Application> FixServer<A> {
             app,
             max_frame: config.max_frame_bytes,
             ready: Vec::new(),
+            outgoing: Vec::new(),
             active: false,
         })
     }
@@ -256,19 +259,23 @@ impl<A: Application> FixServer<A> {
 
     /// Routes what the application produced on its own to the sessions.
     fn deliver_app_messages(&mut self) {
-        let mut outgoing = Vec::new();
-        self.app
-            .poll(&mut |name, msg| outgoing.push((name.to_string(), msg)));
+        // Resolved to session indexes while the application produces them:
+        // no copy of the session name per message.
+        let mut outgoing = std::mem::take(&mut self.outgoing);
+        let by_name = &self.by_name;
+        self.app.poll(&mut |name, msg| {
+            if let Some(&si) = by_name.get(name) {
+                outgoing.push((si, msg));
+            }
+        });
         if outgoing.is_empty() {
+            self.outgoing = outgoing;
             return;
         }
         self.active = true;
         let now = now_millis();
         let mut scratch = Vec::new();
-        for (name, msg) in outgoing {
-            let Some(&si) = self.by_name.get(&name) else {
-                continue;
-            };
+        for (si, msg) in outgoing.drain(..) {
             let conn = self.session_conn[si].and_then(|ci| self.conns[ci].as_mut());
             let out = match conn {
                 Some(c) => &mut c.out,
@@ -283,6 +290,7 @@ impl<A: Application> FixServer<A> {
             self.sessions[si].send_app(msg, &mut io);
             scratch.clear();
         }
+        self.outgoing = outgoing;
     }
 
     fn accept(&mut self) -> io::Result<()> {
