@@ -18,6 +18,11 @@
 //!   journal of the stream through a fresh engine (and verifying it);
 //! - [`recovery_perf`] — `ringex-perf recovery`: start-up time from a
 //!   snapshot plus journal tails of several lengths;
+//! - [`fix_perf`] — `ringex-perf fix`: NewOrderSingle → ExecutionReport
+//!   round trips through the FIX acceptor next to a raw TCP ping-pong, and
+//!   orders/s for one and many sessions;
+//! - [`ws_perf`] — `ringex-perf ws`: order-book fan-out to many WebSocket
+//!   subscribers over loopback, and the engine with one stalled subscriber;
 //! - [`config`] — the TOML configuration file (defaults compiled in,
 //!   presets for a 2-core machine and a dedicated server);
 //! - [`compare`] — `ringex-perf compare RUN_A RUN_B`: ratios per percentile;
@@ -28,10 +33,13 @@
 //! - [`maker`] — `ringex-perf maker`: the FIX market maker against a ringex server;
 //! - [`sys`] — the machine and the process (`VmRSS`) for reports.
 //!
-//! Everything except [`pipeline`] is single-threaded: the engine is
-//! measured on the calling thread and nothing spins. [`pipeline`] runs the
+//! [`throughput`], [`scale`], [`replay_perf`] and [`recovery_perf`] measure
+//! the engine on the calling thread and nothing spins. [`pipeline`] runs the
 //! pipeline's stage threads plus a producer and a sink thread; with the
-//! two-core preset none of them busy-spins. Results and the commands that produce
+//! two-core preset none of them busy-spins. [`fix_perf`] adds the FIX
+//! acceptor's event loop and a writer and a reader thread per session;
+//! [`ws_perf`] adds the WebSocket gateway's event loop, a load driver and
+//! the subscribers' client threads. Results and the commands that produce
 //! them are collected in `docs/performance.md`.
 //!
 //! ```
@@ -48,6 +56,7 @@ pub mod compare;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod fix_perf;
 pub mod hgrm;
 pub mod journal_perf;
 pub mod maker;

@@ -9,6 +9,7 @@ use ringex_gateways::server::demo::Quoting;
 use ringex_perf::compare::{compare, render_compare};
 use ringex_perf::config::{LoadedConfig, RingexConfig, DEFAULT_TOML, PRESETS};
 use ringex_perf::demo::{run_demo, DemoOptions};
+use ringex_perf::fix_perf::{render_fix, run_fix, write_fix_results, FixOptions};
 use ringex_perf::journal_perf::{
     render_journal, run_journal, write_journal_results, JournalOptions,
 };
@@ -59,6 +60,8 @@ enum Cmd {
     Maker(MakerArgs),
     /// Order-book fan-out to WebSocket subscribers over loopback; the engine with a stalled one.
     Ws(WsArgs),
+    /// FIX NewOrderSingle -> ExecutionReport round trips vs raw TCP ping-pong; orders/s per session count.
+    Fix(FixArgs),
 }
 
 #[derive(Args, Debug)]
@@ -87,6 +90,39 @@ struct WsArgs {
     /// Configuration file or preset name: its pipeline and engine sections.
     #[arg(long)]
     config: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Args, Debug)]
+struct FixArgs {
+    /// Open-loop rates in orders/s, one session (comma-separated); TCP runs at the same rates.
+    #[arg(long = "rate", value_delimiter = ',', default_values_t = [10_000u64, 50_000, 100_000])]
+    rates: Vec<u64>,
+    /// Session counts of the closed-loop throughput runs (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 10])]
+    sessions: Vec<usize>,
+    /// Measured seconds per run.
+    #[arg(long, default_value_t = 2.0)]
+    duration: f64,
+    /// Warm-up seconds per run (sent, not recorded).
+    #[arg(long, default_value_t = 0.5)]
+    warmup: f64,
+    /// Orders in flight per session in the throughput runs.
+    #[arg(long, default_value_t = 256)]
+    window: u64,
+    /// Each session's order throttle in the acceptor, orders/s.
+    #[arg(long, default_value_t = 10_000_000)]
+    throttle: u32,
+    /// Journal durability (default: the configuration file's, else write).
+    #[arg(long)]
+    durability: Option<Durability>,
+    /// Configuration file or preset name for the pipeline, engine and journal.
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
+    /// Most orders one open-loop run may send (warm-up included).
+    #[arg(long, default_value_t = 2_000_000)]
+    max_orders: u64,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -733,6 +769,32 @@ fn main() -> anyhow::Result<()> {
             };
             let summary = run_maker(&options)?;
             emit(&summary.render(), &summary, a.json)?;
+        }
+        Cmd::Fix(a) => {
+            let loaded = load_config(a.config.as_deref())?;
+            let durability = a
+                .durability
+                .or(loaded.as_ref().map(|c| c.config.durability()))
+                .unwrap_or(Durability(ringex_journal::DurabilityPolicy::Write));
+            let opts = FixOptions {
+                rates: a.rates,
+                sessions: a.sessions,
+                duration: a.duration,
+                warmup: a.warmup,
+                window: a.window,
+                throttle: a.throttle,
+                durability,
+                config: loaded.as_ref().map(|c| c.config.clone()),
+                max_orders: a.max_orders,
+            };
+            opts.check()?;
+            let dir = ResultsDir::create(a.common.out.as_deref(), "fix")?;
+            let progress = Progress::new((opts.rates.len() + opts.sessions.len()) as u64, "fix");
+            let report = run_fix(opts, &progress);
+            progress.finish();
+            let mut report = report.context("fix run failed")?;
+            write_fix_results(&dir, &mut report, config_file(loaded.as_ref()))?;
+            emit(&render_fix(&report), &report, a.common.json)?;
         }
         Cmd::Demo(a) => {
             let stdout = std::io::stdout();

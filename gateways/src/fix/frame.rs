@@ -39,7 +39,12 @@ pub enum Cut {
 /// Accumulates stream bytes and cuts frames from them.
 #[derive(Debug)]
 pub struct FrameCutter {
+    /// Bytes read; those before `start` are already cut. Cutting only
+    /// advances `start`, and the consumed prefix is dropped once per
+    /// [`extend`](Self::extend), not once per frame (a read holding a
+    /// hundred orders would otherwise move its tail a hundred times).
     buf: Vec<u8>,
+    start: usize,
     max_frame: usize,
 }
 
@@ -58,104 +63,116 @@ impl FrameCutter {
     pub fn new(max_frame: usize) -> Self {
         Self {
             buf: Vec::with_capacity(4096),
+            start: 0,
             max_frame: max_frame.max(64),
         }
     }
 
     /// Appends bytes read from the stream.
     pub fn extend(&mut self, bytes: &[u8]) {
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
         self.buf.extend_from_slice(bytes);
     }
 
     /// Bytes held and not yet cut.
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.buf.len() - self.start
     }
 
     /// Cuts the next frame, if one is complete.
     pub fn next_frame(&mut self) -> Cut {
+        let (cut, consumed) = Self::cut(&self.buf[self.start..], self.max_frame);
+        self.start += consumed;
+        if self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        }
+        cut
+    }
+
+    /// Cuts from `buf`: what was found and how many bytes it consumed.
+    fn cut(buf: &[u8], max_frame: usize) -> (Cut, usize) {
         // Resynchronise on "8=".
-        match find(&self.buf, b"8=", 0) {
+        match find(buf, b"8=", 0) {
             Some(0) => {}
             Some(start) => {
-                self.buf.drain(..start);
+                let (cut, consumed) = Self::cut(&buf[start..], max_frame);
+                return (cut, start + consumed);
             }
             None => {
                 // Keep a trailing '8' that may begin the next frame.
-                let keep = usize::from(self.buf.last() == Some(&b'8'));
-                let len = self.buf.len();
-                self.buf.drain(..len - keep);
-                return Cut::NeedMore;
+                let keep = usize::from(buf.last() == Some(&b'8'));
+                return (Cut::NeedMore, buf.len() - keep);
             }
         }
         // BodyLength: "<SOH>9=" must come within a short distance: the
         // BeginString is short.
         const MAX_BEGIN: usize = 32;
-        let Some(nine) = find(&self.buf[..self.buf.len().min(MAX_BEGIN)], b"\x019=", 0) else {
-            if self.buf.len() >= MAX_BEGIN {
-                self.buf.drain(..2);
-                return Cut::Dropped("no BodyLength after BeginString");
+        let Some(nine) = find(&buf[..buf.len().min(MAX_BEGIN)], b"\x019=", 0) else {
+            if buf.len() >= MAX_BEGIN {
+                return (Cut::Dropped("no BodyLength after BeginString"), 2);
             }
-            return Cut::NeedMore;
+            return (Cut::NeedMore, 0);
         };
         let len_start = nine + 3;
-        let Some(len_end) = self.buf[len_start..]
+        let Some(len_end) = buf[len_start..]
             .iter()
             .take(12)
             .position(|&b| b == SOH)
             .map(|p| p + len_start)
         else {
-            if self.buf.len() >= len_start + 12 {
-                self.buf.drain(..2);
-                return Cut::Dropped("BodyLength is not a number");
+            if buf.len() >= len_start + 12 {
+                return (Cut::Dropped("BodyLength is not a number"), 2);
             }
-            return Cut::NeedMore;
+            return (Cut::NeedMore, 0);
         };
-        let digits = &self.buf[len_start..len_end];
+        let digits = &buf[len_start..len_end];
         if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-            self.buf.drain(..len_end + 1);
-            return Cut::Dropped("BodyLength is not a number");
+            return (Cut::Dropped("BodyLength is not a number"), len_end + 1);
         }
         let body_len = digits.iter().fold(0usize, |acc, &b| {
             acc.saturating_mul(10).saturating_add(usize::from(b - b'0'))
         });
-        if body_len > self.max_frame {
-            self.buf.drain(..len_end + 1);
-            return Cut::Dropped("BodyLength above the frame limit");
+        if body_len > max_frame {
+            return (
+                Cut::Dropped("BodyLength above the frame limit"),
+                len_end + 1,
+            );
         }
         let body_start = len_end + 1;
         let body_end = body_start + body_len;
-        if self.buf.len() < body_end {
-            return Cut::NeedMore;
+        if buf.len() < body_end {
+            return (Cut::NeedMore, 0);
         }
         let search_from = body_end.saturating_sub(1).max(body_start.saturating_sub(1));
-        let Some(trailer) = find(&self.buf, b"\x0110=", search_from) else {
-            if self.buf.len() > body_start + self.max_frame {
-                self.buf.drain(..body_start);
-                return Cut::Dropped("no CheckSum within the frame limit");
+        let Some(trailer) = find(buf, b"\x0110=", search_from) else {
+            if buf.len() > body_start + max_frame {
+                return (
+                    Cut::Dropped("no CheckSum within the frame limit"),
+                    body_start,
+                );
             }
-            return Cut::NeedMore;
+            return (Cut::NeedMore, 0);
         };
         let value_start = trailer + 4;
-        let Some(end) = self.buf[value_start..]
+        let Some(end) = buf[value_start..]
             .iter()
             .take(16)
             .position(|&b| b == SOH)
             .map(|p| p + value_start + 1)
         else {
-            if self.buf.len() >= value_start + 16 {
-                self.buf.drain(..value_start);
-                return Cut::Dropped("CheckSum is not terminated");
+            if buf.len() >= value_start + 16 {
+                return (Cut::Dropped("CheckSum is not terminated"), value_start);
             }
-            return Cut::NeedMore;
+            return (Cut::NeedMore, 0);
         };
-        if end > self.max_frame + 64 {
-            self.buf.drain(..end);
-            return Cut::Dropped("frame above the frame limit");
+        if end > max_frame + 64 {
+            return (Cut::Dropped("frame above the frame limit"), end);
         }
-        let frame = self.buf[..end].to_vec();
-        self.buf.drain(..end);
-        Cut::Frame(frame)
+        (Cut::Frame(buf[..end].to_vec()), end)
     }
 }
 

@@ -401,15 +401,42 @@ pub fn parse_uint(bytes: &[u8]) -> Option<u64> {
 }
 
 fn write_field_raw(out: &mut Vec<u8>, tag: i64, value: &[u8]) {
-    let mut itoa = itoa_buf(tag);
-    out.append(&mut itoa);
+    write_int(out, tag);
     out.push(b'=');
     out.extend_from_slice(value);
     out.push(SOH);
 }
 
-fn itoa_buf(v: i64) -> Vec<u8> {
-    v.to_string().into_bytes()
+/// Appends the decimal digits of `v` (with a '-' when negative), without
+/// the allocation of `to_string`: every field of every outbound message
+/// goes through here.
+fn write_int(out: &mut Vec<u8>, v: i64) {
+    if v < 0 {
+        out.push(b'-');
+    }
+    let mut digits = [0u8; 20];
+    let mut n = v.unsigned_abs();
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// The length of `v` written by [`write_int`].
+fn int_len(v: i64) -> usize {
+    let mut n = v.unsigned_abs();
+    let mut len = usize::from(v < 0) + 1;
+    while n >= 10 {
+        n /= 10;
+        len += 1;
+    }
+    len
 }
 
 /// An outbound message before the session fills in its header.
@@ -466,7 +493,10 @@ impl OutMessage {
     /// each entry a list of (tag, value) in order.
     pub fn set_group(&mut self, count_tag: i64, entries: &[Vec<(i64, Vec<u8>)>]) -> &mut Self {
         let mut block = Vec::new();
-        write_field_raw(&mut block, count_tag, entries.len().to_string().as_bytes());
+        write_int(&mut block, count_tag);
+        block.push(b'=');
+        write_int(&mut block, entries.len() as i64);
+        block.push(SOH);
         for e in entries {
             for (t, v) in e {
                 write_field_raw(&mut block, *t, v);
@@ -488,40 +518,98 @@ impl OutMessage {
         sending_time: Millis,
         out: &mut Vec<u8>,
     ) {
-        let mut rest: Vec<u8> = Vec::with_capacity(256);
-        write_field_raw(&mut rest, 35, self.msg_type.as_bytes());
-        let mut time = Vec::with_capacity(21);
-        write_timestamp_millis(&mut time, sending_time);
-        let seq_text = seq.to_string();
-        let mut header: Vec<(i64, &[u8])> = vec![
-            (34, seq_text.as_bytes()),
-            (49, sender.as_bytes()),
-            (52, &time),
-            (56, target.as_bytes()),
-        ];
-        header.extend(
-            self.header
+        // Header fields after 35, in tag order. Without extra header
+        // fields (every ExecutionReport) nothing is allocated: the four
+        // standard fields are already in order.
+        const TIME_LEN: usize = "YYYYMMDD-HH:MM:SS.sss".len();
+        let seq = seq as i64;
+        let extras = self
+            .header
+            .iter()
+            .filter(|(t, _)| !matches!(t, 8 | 9 | 10 | 35 | 34 | 49 | 52 | 56));
+        let sorted_header = extras.clone().next().is_some().then(|| {
+            let mut h: Vec<(i64, &[u8])> = extras.map(|(t, v)| (*t, v.as_slice())).collect();
+            h.extend([
+                (34, &[][..]),
+                (49, sender.as_bytes()),
+                (52, &[][..]),
+                (56, target.as_bytes()),
+            ]);
+            h.sort_by_key(|h| h.0);
+            h
+        });
+        // The body in tag order; `OutMessage::set` keeps insertion order,
+        // which is usually sorted already.
+        let sorted_body = (!self.body.is_sorted_by_key(|b| b.0)).then(|| {
+            let mut body: Vec<&(i64, Vec<u8>)> = self.body.iter().collect();
+            body.sort_by_key(|b| b.0);
+            body
+        });
+        let body_blocks = || {
+            let (given, sorted) = match &sorted_body {
+                Some(b) => (None, Some(b.iter().map(|b| &b.1))),
+                None => (Some(self.body.iter().map(|b| &b.1)), None),
+            };
+            given
+                .into_iter()
+                .flatten()
+                .chain(sorted.into_iter().flatten())
+        };
+        let field_len = |tag: i64, value_len: usize| int_len(tag) + value_len + 2;
+        let mut body_len = field_len(35, self.msg_type.len())
+            + field_len(34, int_len(seq))
+            + field_len(49, sender.len())
+            + field_len(52, TIME_LEN)
+            + field_len(56, target.len());
+        if let Some(h) = &sorted_header {
+            body_len += h
                 .iter()
-                .filter(|(t, _)| !matches!(t, 8 | 9 | 10 | 35 | 34 | 49 | 52 | 56))
-                .map(|(t, v)| (*t, v.as_slice())),
-        );
-        header.sort_by_key(|h| h.0);
-        for (t, v) in header {
-            write_field_raw(&mut rest, t, v);
+                .filter(|(t, _)| !matches!(t, 34 | 49 | 52 | 56))
+                .map(|(t, v)| field_len(*t, v.len()))
+                .sum::<usize>();
         }
-        let mut body: Vec<&(i64, Vec<u8>)> = self.body.iter().collect();
-        body.sort_by_key(|b| b.0);
-        for (_, block) in body {
-            rest.extend_from_slice(block);
-        }
+        body_len += body_blocks().map(Vec::len).sum::<usize>();
+
         let start = out.len();
+        out.reserve(body_len + begin_string.len() + 32);
         out.extend_from_slice(b"8=");
         out.extend_from_slice(begin_string.as_bytes());
         out.push(SOH);
         out.extend_from_slice(b"9=");
-        out.extend_from_slice(rest.len().to_string().as_bytes());
+        write_int(out, body_len as i64);
         out.push(SOH);
-        out.extend_from_slice(&rest);
+        let body_start = out.len();
+        write_field_raw(out, 35, self.msg_type.as_bytes());
+        let write_header = |out: &mut Vec<u8>, tag: i64, value: &[u8]| match tag {
+            34 => {
+                out.extend_from_slice(b"34=");
+                write_int(out, seq);
+                out.push(SOH);
+            }
+            52 => {
+                out.extend_from_slice(b"52=");
+                write_timestamp_millis(out, sending_time);
+                out.push(SOH);
+            }
+            _ => write_field_raw(out, tag, value),
+        };
+        match &sorted_header {
+            Some(h) => {
+                for (t, v) in h {
+                    write_header(out, *t, v);
+                }
+            }
+            None => {
+                write_header(out, 34, &[]);
+                write_header(out, 49, sender.as_bytes());
+                write_header(out, 52, &[]);
+                write_header(out, 56, target.as_bytes());
+            }
+        }
+        for block in body_blocks() {
+            out.extend_from_slice(block);
+        }
+        debug_assert_eq!(out.len() - body_start, body_len);
         let sum = checksum(&out[start..]);
         out.extend_from_slice(b"10=");
         out.push(b'0' + sum / 100);

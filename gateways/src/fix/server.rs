@@ -7,7 +7,11 @@
 //! non-blocking with TCP_NODELAY. Output is buffered per connection and
 //! flushed when the socket is writable. A connection that sends no valid
 //! first frame within [`UNBOUND_TIMEOUT_MS`] is closed. Sessions are ticked
-//! every [`TICK_MS`] for heartbeats and timeouts.
+//! every [`TICK_MS`] for heartbeats and timeouts. An application that
+//! [`polls`](Application::polls) (the exchange, whose ExecutionReports come
+//! from the engine on a queue `mio` cannot wait on) keeps the loop polling
+//! without blocking for [`BUSY_POLL`] after each turn with input or
+//! output, and blocks at most [`APP_POLL_TIMEOUT`] otherwise.
 //!
 //! Thread: the loop runs on the thread that calls [`FixServer::run`]
 //! ([`FixServer::spawn`] starts one); it owns every session, connection and
@@ -29,7 +33,7 @@ use serde::Deserialize;
 use super::app::Application;
 use super::dictionary::Dictionaries;
 use super::frame::{Cut, FrameCutter, DEFAULT_MAX_FRAME};
-use super::message::Message;
+use super::message::{Message, OutMessage};
 use super::session::{Io, Session, SessionConfig, SessionError};
 use super::store::MessageStore;
 use super::time::{now_millis, Millis};
@@ -44,6 +48,17 @@ pub const READ_BUDGET: usize = 256 * 1024;
 /// Unsent output above which a connection whose peer does not read is
 /// closed.
 pub const MAX_PENDING_OUTPUT: usize = 16 * 1024 * 1024;
+/// How long the loop keeps polling without blocking after a turn that
+/// took input or delivered application messages, when the application
+/// [`polls`](Application::polls). Its replies (ExecutionReports from the
+/// engine) arrive on a queue `mio` cannot wait on, typically tens of
+/// microseconds after the order went in; blocking in `poll` would hold
+/// them until the next input or timeout.
+pub const BUSY_POLL: Duration = Duration::from_micros(1000);
+/// The blocking poll timeout while the application polls: bounds how long
+/// an application message with no input behind it (a fill caused by
+/// another gateway's order) waits.
+pub const APP_POLL_TIMEOUT: Duration = Duration::from_millis(1);
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
@@ -109,6 +124,11 @@ pub struct FixServer<A: Application> {
     max_frame: usize,
     /// Connections with input left to read (their read budget ran out).
     ready: Vec<usize>,
+    /// Application messages being routed (kept to reuse its allocation).
+    outgoing: Vec<(usize, OutMessage)>,
+    /// Input was processed or application messages delivered during this
+    /// loop turn (see [`BUSY_POLL`]).
+    active: bool,
 }
 
 impl<A: Application> FixServer<A> {
@@ -157,6 +177,8 @@ impl<A: Application> FixServer<A> {
             app,
             max_frame: config.max_frame_bytes,
             ready: Vec::new(),
+            outgoing: Vec::new(),
+            active: false,
         })
     }
 
@@ -174,11 +196,25 @@ impl<A: Application> FixServer<A> {
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(256);
         let mut last_tick = now_millis();
+        let polls = self.app.polls();
+        let mut busy_until = std::time::Instant::now();
         while !self.stop.load(Ordering::Acquire) {
-            match self
-                .poll
-                .poll(&mut events, Some(Duration::from_millis(TICK_MS as u64 / 2)))
-            {
+            let timeout = if !polls {
+                Duration::from_millis(TICK_MS as u64 / 2)
+            } else if self.active || std::time::Instant::now() < busy_until {
+                if self.active {
+                    busy_until = std::time::Instant::now() + BUSY_POLL;
+                } else {
+                    // Nothing this turn: let other threads of a busy
+                    // machine run before polling again.
+                    std::thread::yield_now();
+                }
+                Duration::ZERO
+            } else {
+                APP_POLL_TIMEOUT
+            };
+            self.active = false;
+            match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
@@ -223,15 +259,23 @@ impl<A: Application> FixServer<A> {
 
     /// Routes what the application produced on its own to the sessions.
     fn deliver_app_messages(&mut self) {
-        let mut outgoing = Vec::new();
-        self.app
-            .poll(&mut |name, msg| outgoing.push((name.to_string(), msg)));
+        // Resolved to session indexes while the application produces them:
+        // no copy of the session name per message.
+        let mut outgoing = std::mem::take(&mut self.outgoing);
+        let by_name = &self.by_name;
+        self.app.poll(&mut |name, msg| {
+            if let Some(&si) = by_name.get(name) {
+                outgoing.push((si, msg));
+            }
+        });
+        if outgoing.is_empty() {
+            self.outgoing = outgoing;
+            return;
+        }
+        self.active = true;
         let now = now_millis();
         let mut scratch = Vec::new();
-        for (name, msg) in outgoing {
-            let Some(&si) = self.by_name.get(&name) else {
-                continue;
-            };
+        for (si, msg) in outgoing.drain(..) {
             let conn = self.session_conn[si].and_then(|ci| self.conns[ci].as_mut());
             let out = match conn {
                 Some(c) => &mut c.out,
@@ -246,6 +290,7 @@ impl<A: Application> FixServer<A> {
             self.sessions[si].send_app(msg, &mut io);
             scratch.clear();
         }
+        self.outgoing = outgoing;
     }
 
     fn accept(&mut self) -> io::Result<()> {
@@ -360,6 +405,7 @@ impl<A: Application> FixServer<A> {
                     Cut::Frame(f) => (f, conn.session),
                 }
             };
+            self.active = true;
             let si = match bound {
                 Some(si) => si,
                 None => match self.bind_session(&frame) {

@@ -374,7 +374,7 @@ impl Session {
         check_low: bool,
         io: &mut Io<'_>,
     ) -> Result<bool, Fail> {
-        let msg_type = msg.msg_type().to_vec();
+        let msg_type = msg.msg_type();
         let sending_time = msg
             .header_value(52)
             .and_then(parse_timestamp)
@@ -384,7 +384,7 @@ impl Session {
         } else {
             0
         };
-        if !self.valid_logon_state(&msg_type) {
+        if !self.valid_logon_state(msg_type) {
             return Err(Fail::Disconnect);
         }
         let max_latency = i64::from(self.config.max_latency_secs) * 1000;
@@ -427,7 +427,7 @@ impl Session {
                     return Err(Fail::RejectLogon(format!("HeartBtInt must be {hb}")));
                 }
             }
-        } else if !is_admin_msg_type(&msg_type) {
+        } else if !is_admin_msg_type(msg_type) {
             let mut replies = Vec::new();
             let result = io.app.on_app_message(&self.config, msg, &mut replies);
             for reply in replies {
@@ -660,7 +660,7 @@ impl Session {
             self.st.last_sent = io.now;
         }
         self.store
-            .save(seq, io.now, if admin { None } else { Some(&msg) })?;
+            .save(seq, io.now, if admin { None } else { Some(msg) })?;
         self.store.set_next_sender(seq + 1)?;
         Ok(())
     }

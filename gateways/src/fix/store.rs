@@ -281,12 +281,12 @@ impl MessageStore {
         &mut self,
         seq: u64,
         sending_time: Millis,
-        message: Option<&OutMessage>,
+        message: Option<OutMessage>,
     ) -> io::Result<()> {
         let m = StoredMessage {
             seq,
             sending_time,
-            message: message.cloned(),
+            message,
         };
         if let Some(f) = &mut self.files {
             f.messages.write_all(&encode_record(&m))?;
@@ -338,7 +338,7 @@ mod tests {
         {
             let mut s = MessageStore::open(dir.path(), "FIX.4.4-ISLD-TW44").unwrap();
             s.save(1, 10, None).unwrap();
-            s.save(2, 20, Some(&msg)).unwrap();
+            s.save(2, 20, Some(msg.clone())).unwrap();
             s.set_next_sender(3).unwrap();
             s.set_next_target(7).unwrap();
         }
