@@ -323,9 +323,13 @@ impl Venue {
         .with_durability(opts.durability.0)
         .with_timer(None);
         let pipeline = Pipeline::start(config).map_err(|e| Error::Unexpected(e.to_string()))?;
-        // ExecutionReports must not be lost: deep enough for a window of
-        // every session (four events per pair of orders, plus book levels).
-        let sink = pipeline.register_sink("fix", 1 << 20, OverflowPolicy::DropNewest);
+        // ExecutionReports must not be lost: the server's policy (the
+        // publisher waits for a full queue), with the server's depth.
+        let sink = pipeline.register_sink(
+            "fix",
+            1 << 16,
+            OverflowPolicy::Wait(ringex_gateways::server::FIX_SINK_WAIT),
+        );
         let mut setup = Vec::new();
         for s in 0..sessions {
             setup.push(Command::add_instrument(InstrumentSpec::binary(

@@ -1,13 +1,19 @@
 //! Sinks: bounded queues from the publisher to gateway threads.
 //!
-//! The publisher only ever calls `try_send`: a sink whose queue is full
-//! loses the event ([`OverflowPolicy::DropNewest`]) or is cut off
-//! ([`OverflowPolicy::Disconnect`]); either way the publisher moves on.
+//! A sink whose queue is full loses the event
+//! ([`OverflowPolicy::DropNewest`]), is cut off
+//! ([`OverflowPolicy::Disconnect`]), or makes the publisher wait for room
+//! for a bounded time ([`OverflowPolicy::Wait`]) — back-pressure that slows
+//! the engine and, behind it, fills the input ring, so producers see `Busy`
+//! instead of a gateway silently losing events. A sink still full after the
+//! wait is cut off, so a gateway that has stopped reading can never hold the
+//! pipeline up for longer than the bound.
 
 use crate::records::Event;
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// What happens to a sink whose queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +24,12 @@ pub enum OverflowPolicy {
     /// The sink is disconnected: its receiver drains what is queued and then
     /// sees the channel closed.
     Disconnect,
+    /// The publisher waits (parked, not spinning) up to this long for room,
+    /// then disconnects the sink as [`OverflowPolicy::Disconnect`] does. For
+    /// consumers that must see every event — a FIX gateway's execution
+    /// reports, a market-data gateway's book — and would rather slow the
+    /// exchange than be wrong.
+    Wait(Duration),
 }
 
 /// Counters of one sink. Written by the publisher only (`Relaxed`; the
@@ -26,6 +38,7 @@ pub enum OverflowPolicy {
 pub struct SinkStats {
     delivered: AtomicU64,
     dropped: AtomicU64,
+    waited: AtomicU64,
     disconnected: AtomicBool,
 }
 
@@ -38,6 +51,12 @@ impl SinkStats {
     /// Events the sink lost to a full queue.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Events the publisher had to wait for room to deliver
+    /// ([`OverflowPolicy::Wait`]): how often this sink held the pipeline up.
+    pub fn waited(&self) -> u64 {
+        self.waited.load(Ordering::Relaxed)
     }
 
     /// Whether the publisher cut the sink off (overflow under
@@ -97,12 +116,27 @@ impl SinkEntry {
                 self.stats.delivered.fetch_add(1, Ordering::Relaxed);
                 true
             }
-            Err(TrySendError::Full(_)) => {
+            Err(TrySendError::Full(event)) => {
+                if let OverflowPolicy::Wait(max_wait) = self.policy {
+                    self.stats.waited.fetch_add(1, Ordering::Relaxed);
+                    match self.tx.send_timeout(event, max_wait) {
+                        Ok(()) => {
+                            self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                            return true;
+                        }
+                        Err(SendTimeoutError::Disconnected(_)) => {
+                            self.stats.disconnected.store(true, Ordering::Release);
+                            return false;
+                        }
+                        // Still full: cut off below, like `Disconnect`.
+                        Err(SendTimeoutError::Timeout(_)) => {}
+                    }
+                }
                 self.stats.dropped.fetch_add(1, Ordering::Relaxed);
                 *dropped += 1;
                 match self.policy {
                     OverflowPolicy::DropNewest => true,
-                    OverflowPolicy::Disconnect => {
+                    OverflowPolicy::Disconnect | OverflowPolicy::Wait(_) => {
                         self.stats.disconnected.store(true, Ordering::Release);
                         false
                     }

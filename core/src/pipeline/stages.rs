@@ -434,7 +434,8 @@ impl EngineStage {
     }
 }
 
-/// The publisher: fans events out to the sinks without ever blocking, and
+/// The publisher: fans events out to the sinks (blocking only for the bounded
+/// wait an [`OverflowPolicy::Wait`](super::OverflowPolicy::Wait) sink asks for), and
 /// appends them to the output journal (the only writer of it).
 pub(crate) struct PublisherStage<G: FileSystem> {
     pub(crate) sinks: Vec<SinkEntry>,

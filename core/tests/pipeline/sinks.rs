@@ -60,3 +60,80 @@ fn a_sink_whose_receiver_is_gone_is_removed() {
     drop(sender);
     assert!(pipeline.shutdown().health.is_ok());
 }
+
+#[test]
+fn a_waiting_sink_holds_the_publisher_back_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = Pipeline::start(config(dir.path())).unwrap();
+    let fast = pipeline.register_sink("fast", 1 << 16, OverflowPolicy::Disconnect);
+    // Four slots, read one event per millisecond: the publisher must wait
+    // for it again and again.
+    let slow = pipeline.register_sink(
+        "slow",
+        4,
+        OverflowPolicy::Wait(std::time::Duration::from_secs(10)),
+    );
+    let slow_stats = std::sync::Arc::clone(&slow.stats);
+    let reader = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        while let Ok(event) = slow.receiver.recv() {
+            got.push(event);
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        got
+    });
+    let mut sender = pipeline.sender();
+    let mut cmds = market();
+    cmds.extend(orders(100, 100));
+    cmds.push(Command::state_digest());
+    let last = *submit_all(&mut sender, &cmds).last().unwrap();
+    let received = collect_until_digest(&fast, last);
+    drop(sender);
+    let report = pipeline.shutdown();
+    let slow_got = reader.join().unwrap(); // ends: the publisher dropped its end
+    assert_eq!(
+        slow_got, received,
+        "the waiting sink saw every event, in order"
+    );
+    assert_eq!(slow_stats.dropped(), 0);
+    assert!(!slow_stats.is_disconnected());
+    assert!(
+        slow_stats.waited() > 0,
+        "four slots for {} events: the publisher waited",
+        received.len()
+    );
+    assert_eq!(report.metrics.dropped, 0);
+}
+
+#[test]
+fn a_waiting_sink_that_stops_reading_is_cut_off_after_its_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = Pipeline::start(config(dir.path())).unwrap();
+    let fast = pipeline.register_sink("fast", 1 << 16, OverflowPolicy::Disconnect);
+    let stuck = pipeline.register_sink(
+        "stuck",
+        4,
+        OverflowPolicy::Wait(std::time::Duration::from_millis(50)),
+    );
+    let mut sender = pipeline.sender();
+    let mut cmds = market();
+    cmds.extend(orders(100, 100));
+    cmds.push(Command::state_digest());
+    let last = *submit_all(&mut sender, &cmds).last().unwrap();
+    // The pipeline goes on without the stuck sink: every event still arrives.
+    let received = collect_until_digest(&fast, last);
+    drop(sender);
+    let report = pipeline.shutdown();
+    assert_eq!(report.metrics.events, received.len() as u64);
+    assert!(stuck.stats.is_disconnected());
+    assert_eq!(
+        (
+            stuck.stats.delivered(),
+            stuck.stats.dropped(),
+            stuck.stats.waited()
+        ),
+        (4, 1, 1)
+    );
+    let kept: Vec<Event> = stuck.receiver.iter().collect(); // ends: disconnected
+    assert_eq!(kept, received[..4]);
+}

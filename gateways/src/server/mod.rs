@@ -268,6 +268,11 @@ impl Drop for Server {
     }
 }
 
+/// How long the publisher waits for a full FIX event queue before cutting
+/// the FIX gateway off (it then reports itself unhealthy rather than send
+/// execution reports from a view that lost events).
+pub const FIX_SINK_WAIT: Duration = Duration::from_secs(5);
+
 /// Binds the FIX acceptor with an [`ExchangeApplication`] on `pipeline`:
 /// FIX Symbol = market ticker.
 fn start_fix(
@@ -277,8 +282,10 @@ fn start_fix(
     history: &EventHistory,
 ) -> Result<FixServerHandle, ServerError> {
     // Execution reports must not be lost: a queue deep enough for bursts
-    // (the FIX thread drains it every loop turn).
-    let sink = pipeline.register_sink("fix", 1 << 16, OverflowPolicy::DropNewest);
+    // (the FIX thread drains it every loop turn), and past it the publisher
+    // waits for the FIX thread — slowing the exchange, never dropping a
+    // report — unless that thread stops reading for FIX_SINK_WAIT.
+    let sink = pipeline.register_sink("fix", 1 << 16, OverflowPolicy::Wait(FIX_SINK_WAIT));
     let symbols: HashMap<String, u32> = config
         .markets
         .iter()

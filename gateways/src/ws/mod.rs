@@ -74,6 +74,11 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// How long the publisher waits for this gateway's full event queue before
+/// cutting it off (`/healthz` then reports it unavailable).
+pub const SINK_WAIT: Duration = Duration::from_secs(5);
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -209,7 +214,10 @@ impl WsGateway {
         let sink = pipeline.register_sink(
             "ws-gateway",
             config.limits.sink_capacity,
-            OverflowPolicy::DropNewest,
+            // A full queue makes the publisher wait for this thread (its
+            // books and private channels must see every event); slow
+            // *clients* never reach here — they are conflated per connection.
+            OverflowPolicy::Wait(SINK_WAIT),
         );
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(GatewayStats::default());
