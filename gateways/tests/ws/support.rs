@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
 
+/// How long a test client's blocking read waits for the next message.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
 pub const BINARY: &str = "FED-25DEC-T4.00";
 pub const SPOT: &str = "BTC-USD";
 pub const ADMIN_KEY: &str = "admin-secret";
@@ -143,7 +146,7 @@ impl Exchange {
         };
         let (ws, _) = tungstenite::connect(url).unwrap();
         if let MaybeTlsStream::Plain(s) = ws.get_ref() {
-            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            s.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
         }
         Ws {
             ws,
@@ -262,6 +265,21 @@ impl Ws {
                 }
                 Err(e) => panic!("read: {e}"),
             }
+        }
+    }
+
+    /// The next message, or `None` if none arrives within `wait` (the
+    /// socket's usual read timeout is restored afterwards).
+    pub fn try_recv_within(&mut self, wait: Duration) -> Option<Value> {
+        self.set_read_timeout(wait);
+        let msg = self.try_recv();
+        self.set_read_timeout(READ_TIMEOUT);
+        msg
+    }
+
+    fn set_read_timeout(&mut self, wait: Duration) {
+        if let MaybeTlsStream::Plain(s) = self.ws.get_ref() {
+            s.set_read_timeout(Some(wait)).unwrap();
         }
     }
 
