@@ -16,6 +16,10 @@ pub enum Error {
         /// What is wrong with it.
         problem: &'static str,
     },
+    /// A configuration file ([`crate::config`]) is unreadable or has a bad
+    /// value; the text names the section and key.
+    #[error("configuration: {0}")]
+    Config(String),
     /// Engine snapshot bytes could not be restored
     /// ([`crate::Engine::from_snapshot`]).
     #[error("engine snapshot rejected at byte {offset} ({section}): {problem}")]

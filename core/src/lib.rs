@@ -34,6 +34,7 @@
 
 #![warn(missing_docs)]
 
+pub mod config;
 pub mod engine;
 pub mod error;
 pub mod pipeline;

@@ -550,7 +550,7 @@ fn main() -> anyhow::Result<()> {
             let loaded = load_config(a.config.as_deref())?;
             let durability = a
                 .durability
-                .or(loaded.as_ref().map(|c| c.config.durability()))
+                .or(loaded.as_ref().map(|c| Durability(c.config.durability())))
                 .unwrap_or(Durability(ringex_journal::DurabilityPolicy::Write));
             let opts = PipelineOptions {
                 rates: a.rates,
@@ -667,7 +667,7 @@ fn main() -> anyhow::Result<()> {
                     durability: loaded
                         .as_ref()
                         .map_or(Durability(ringex_journal::DurabilityPolicy::Write), |c| {
-                            c.config.durability()
+                            Durability(c.config.durability())
                         }),
                     preset: Preset::TwoCore,
                     config: loaded.as_ref().map(|c| c.config.clone()),
@@ -774,7 +774,7 @@ fn main() -> anyhow::Result<()> {
             let loaded = load_config(a.config.as_deref())?;
             let durability = a
                 .durability
-                .or(loaded.as_ref().map(|c| c.config.durability()))
+                .or(loaded.as_ref().map(|c| Durability(c.config.durability())))
                 .unwrap_or(Durability(ringex_journal::DurabilityPolicy::Write));
             let opts = FixOptions {
                 rates: a.rates,

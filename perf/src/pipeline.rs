@@ -119,34 +119,15 @@ impl std::str::FromStr for Durability {
     type Err = String;
 
     fn from_str(s: &str) -> std::result::Result<Self, String> {
-        let policy = match s {
-            "none" => DurabilityPolicy::None,
-            "write" => DurabilityPolicy::Write,
-            "fsync-batch" => DurabilityPolicy::FsyncPerBatch,
-            _ => match s.strip_prefix("fsync-ms:") {
-                Some(ms) => DurabilityPolicy::FsyncEveryMillis(
-                    ms.parse()
-                        .map_err(|e| format!("bad milliseconds in {s:?}: {e}"))?,
-                ),
-                None => {
-                    return Err(format!(
-                        "unknown durability {s:?} (none | write | fsync-batch | fsync-ms:N)"
-                    ))
-                }
-            },
-        };
-        Ok(Durability(policy))
+        ringex_core::config::parse_durability(s)
+            .map(Durability)
+            .map_err(|e| e.to_string())
     }
 }
 
 impl std::fmt::Display for Durability {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            DurabilityPolicy::None => write!(f, "none"),
-            DurabilityPolicy::Write => write!(f, "write"),
-            DurabilityPolicy::FsyncPerBatch => write!(f, "fsync-batch"),
-            DurabilityPolicy::FsyncEveryMillis(ms) => write!(f, "fsync-ms:{ms}"),
-        }
+        f.write_str(&ringex_core::config::durability_name(self.0))
     }
 }
 

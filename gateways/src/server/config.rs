@@ -1,15 +1,21 @@
-//! The server's configuration file (TOML): sections `[pipeline]`,
-//! `[engine]`, `[journal]` (named and keyed like `ringex-perf`'s, so the
-//! two can be unified), `[gateway]`, `[fix]`, `[[markets]]`, `[[accounts]]`
-//! and `[demo]`. The embedded default ([`DEFAULT_CONFIG`]) documents every key.
+//! The server's configuration file (TOML).
+//!
+//! The `[pipeline]`, `[engine]` and `[journal]` sections are the ringex
+//! configuration format that `ringex-perf` reads too
+//! ([`ringex_core::config`]): they are laid over the shared defaults and
+//! this file's embedded values, then over the preset a file names
+//! (`[pipeline] preset = "dedicated-server"`), so a file names only the keys
+//! it changes there. The server's own sections, `data_dir`, `[gateway]`,
+//! `[fix]`, `[[markets]]`, `[[accounts]]` and `[demo]`, are read as written.
+//! The embedded default ([`DEFAULT_CONFIG`]) documents every server key;
+//! `ringex-perf config` prints the shared ones.
 
 use super::demo::Quoting;
 use crate::fix::FixServerConfig;
 use crate::ws::{AccountConfig, GatewayConfig, Limits, MarketConfig};
-use ringex_core::engine::RiskMode;
+use ringex_core::config::{EngineSection, JournalSection, PipelineSection, RingexConfig};
 use ringex_core::pipeline::PipelineConfig;
 use ringex_core::EngineConfig;
-use ringex_journal::DurabilityPolicy;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -19,71 +25,53 @@ use std::time::Duration;
 pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
 
 /// The whole server configuration.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
     /// Journal, output journal and snapshots (relative: from the working folder).
     pub data_dir: PathBuf,
-    /// Pipeline stages and rings.
+    /// Pipeline stages and rings (the shared format).
     pub pipeline: PipelineSection,
-    /// Engine capacities.
+    /// Engine capacities and risk (the shared format).
     pub engine: EngineSection,
-    /// Durability and snapshots.
+    /// Journal folder, durability and snapshots (the shared format).
     pub journal: JournalSection,
     /// The HTTP/WebSocket gateway.
     pub gateway: GatewaySection,
     /// The FIX acceptor ([`FixServerConfig`]); none: no FIX listener. A
     /// relative `store_dir` is taken from `data_dir`.
-    #[serde(default)]
     pub fix: Option<FixServerConfig>,
     /// Markets created when the journal does not know them.
-    #[serde(default)]
     pub markets: Vec<MarketConfig>,
     /// Accounts created and funded when the journal does not know them.
-    #[serde(default)]
     pub accounts: Vec<ServerAccount>,
     /// The in-process demo market.
-    #[serde(default)]
     pub demo: DemoSection,
 }
 
-/// `[pipeline]`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// The server's own sections, as written in the file.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PipelineSection {
-    /// Only `"two-core"` (no pinning, no busy-spinning).
-    pub preset: String,
-    /// Input ring slots (a power of two, at least 64).
-    pub input_ring_size: usize,
-    /// Output ring slots (a power of two).
-    pub output_ring_size: usize,
-    /// Timer tick interval in ms; 0 for none.
-    pub timer_interval_ms: u64,
-}
-
-/// `[engine]`: see [`EngineConfig`].
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
-pub struct EngineSection {
-    pub max_orders: u32,
-    pub max_accounts: u32,
-    pub max_instruments: u32,
-    pub max_assets: u16,
-    pub max_positions: u32,
-    pub dedup_window: u32,
-    pub max_price_levels: u32,
-}
-
-/// `[journal]`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct JournalSection {
-    /// `"none"`, `"write"` or `"fsync"`.
-    pub durability: String,
-    /// Snapshot every this many commands; 0: only at clean shutdown.
+struct ServerSections {
+    data_dir: PathBuf,
+    gateway: GatewaySection,
     #[serde(default)]
-    pub snapshot_every: u64,
+    fix: Option<FixServerConfig>,
+    #[serde(default)]
+    markets: Vec<MarketConfig>,
+    #[serde(default)]
+    accounts: Vec<ServerAccount>,
+    #[serde(default)]
+    demo: DemoSection,
+}
+
+/// The sections of the shared format, taken out of a parsed file.
+const SHARED_SECTIONS: [&str; 3] = ["pipeline", "engine", "journal"];
+
+fn take_shared_sections(file: &mut toml::Table) -> toml::Table {
+    SHARED_SECTIONS
+        .iter()
+        .filter_map(|name| file.remove(*name).map(|v| (name.to_string(), v)))
+        .collect()
 }
 
 /// `[gateway]`.
@@ -215,9 +203,31 @@ impl ServerConfig {
         ServerConfig::parse(DEFAULT_CONFIG).expect("the embedded default configuration is valid")
     }
 
-    /// Parses and validates a TOML text.
+    /// Parses and validates a TOML text. Its `[pipeline]`, `[engine]` and
+    /// `[journal]` are laid over the embedded default's (and the preset
+    /// they name); the other sections are taken as written.
     pub fn parse(text: &str) -> Result<ServerConfig, String> {
-        let config: ServerConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut file: toml::Table = text.parse().map_err(|e: toml::de::Error| e.to_string())?;
+        let shared = take_shared_sections(&mut file);
+        let mut embedded: toml::Table = DEFAULT_CONFIG
+            .parse()
+            .map_err(|e: toml::de::Error| format!("embedded default: {e}"))?;
+        let shared = RingexConfig::from_layers(&[take_shared_sections(&mut embedded)], shared)
+            .map_err(|e| e.to_string())?;
+        let own: ServerSections = toml::Value::Table(file)
+            .try_into()
+            .map_err(|e: toml::de::Error| e.to_string())?;
+        let config = ServerConfig {
+            data_dir: own.data_dir,
+            pipeline: shared.pipeline,
+            engine: shared.engine,
+            journal: shared.journal,
+            gateway: own.gateway,
+            fix: own.fix,
+            markets: own.markets,
+            accounts: own.accounts,
+            demo: own.demo,
+        };
         config.validate()?;
         Ok(config)
     }
@@ -229,19 +239,10 @@ impl ServerConfig {
         ServerConfig::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
     }
 
-    /// Checks what serde cannot: the preset, the durability name, that
-    /// every referenced ticker and key exists, intervals and bounds.
+    /// Checks what serde cannot: the shared sections' values, that every
+    /// referenced ticker and key exists, intervals and bounds.
     pub fn validate(&self) -> Result<(), String> {
-        if self.pipeline.preset != "two-core" {
-            return Err(format!(
-                "[pipeline] preset {:?}: only \"two-core\" is offered",
-                self.pipeline.preset
-            ));
-        }
-        self.durability()?;
-        self.engine_config()
-            .validate()
-            .map_err(|e| format!("[engine] {e}"))?;
+        self.shared().check().map_err(|e| e.to_string())?;
         self.pipeline_config(Path::new("."))
             .validate()
             .map_err(|e| e.to_string())?;
@@ -335,53 +336,62 @@ impl ServerConfig {
         Some(fix)
     }
 
-    fn durability(&self) -> Result<DurabilityPolicy, String> {
-        match self.journal.durability.as_str() {
-            "none" => Ok(DurabilityPolicy::None),
-            "write" => Ok(DurabilityPolicy::Write),
-            "fsync" => Ok(DurabilityPolicy::FsyncPerBatch),
-            other => Err(format!(
-                "[journal] durability {other:?}: use \"none\", \"write\" or \"fsync\""
-            )),
+    /// The three shared sections as one [`RingexConfig`].
+    pub fn shared(&self) -> RingexConfig {
+        RingexConfig {
+            pipeline: self.pipeline.clone(),
+            engine: self.engine.clone(),
+            journal: self.journal.clone(),
         }
     }
 
     /// The engine configuration.
     pub fn engine_config(&self) -> EngineConfig {
-        let e = &self.engine;
-        EngineConfig {
-            max_orders: e.max_orders,
-            max_accounts: e.max_accounts,
-            max_instruments: e.max_instruments,
-            max_assets: e.max_assets,
-            max_positions: e.max_positions,
-            dedup_window: e.dedup_window,
-            max_price_levels: e.max_price_levels,
-            risk: RiskMode::Enabled,
-        }
+        self.shared().engine_config()
     }
 
-    /// The input journal's directory under `data_dir`.
-    pub fn journal_dir(data_dir: &Path) -> PathBuf {
-        data_dir.join("journal")
+    /// The input journal's directory: `[journal] dir`, taken from
+    /// `data_dir` when relative.
+    pub fn journal_dir(&self, data_dir: &Path) -> PathBuf {
+        if self.journal.dir.is_absolute() {
+            self.journal.dir.clone()
+        } else {
+            data_dir.join(&self.journal.dir)
+        }
     }
 
     /// The pipeline configuration over `data_dir`, **without** the timer:
     /// the server starts its own after the gateway's sink is registered
     /// (see [`crate::ws::WsGateway::start_with_history`]).
     pub fn pipeline_config(&self, data_dir: &Path) -> PipelineConfig {
-        let mut config = PipelineConfig::two_core_default(ServerConfig::journal_dir(data_dir))
-            .with_engine(self.engine_config())
+        self.shared()
+            .pipeline_config(&self.journal_dir(data_dir))
             .with_timer(None)
-            .with_snapshot_every(
-                (self.journal.snapshot_every > 0).then_some(self.journal.snapshot_every),
-            );
-        if let Ok(durability) = self.durability() {
-            config = config.with_durability(durability);
+    }
+
+    /// Stage threads that busy-spin.
+    pub fn spinning_stages(&self) -> usize {
+        [
+            &self.pipeline.journaler,
+            &self.pipeline.engine,
+            &self.pipeline.publisher,
+        ]
+        .iter()
+        .filter(|s| ringex_core::config::parse_wait(&s.wait).is_ok_and(|w| w.spins()))
+        .count()
+    }
+
+    /// Refuses a configuration whose busy-spinning stages would take every
+    /// one of `cpus` CPUs (the gateways, the demo and the OS need one).
+    pub fn check_fits(&self, cpus: usize) -> Result<(), String> {
+        let spinning = self.spinning_stages();
+        if spinning > 0 && spinning >= cpus {
+            return Err(format!(
+                "{spinning} pipeline stages busy-spin but this machine has {cpus} CPUs: \
+                 use [pipeline] preset = \"two-core\" or give the stages \"backoff\" waits"
+            ));
         }
-        config.input_ring_size = self.pipeline.input_ring_size;
-        config.output_ring_size = self.pipeline.output_ring_size;
-        config
+        Ok(())
     }
 
     /// The timer interval (`None`: no timer).
@@ -460,7 +470,94 @@ mod tests {
         assert!(with("spread = 10", "spread = 40").contains("spread"));
         assert!(with("input_ring_size = 16384", "input_ring_size = 1000").contains("ring"));
         assert!(with("max_orders = 65536", "max_orders = 0").contains("[engine]"));
+        assert!(with("[pipeline]", "[pipeline]\nbogus = 1").contains("bogus"));
+        assert!(with("[journal]", "[journal]\nsegment_mib = 0").contains("segment_mib"));
         assert!(ServerConfig::parse("not toml [").is_err());
         assert!(ServerConfig::parse("").is_err());
+    }
+
+    /// The server's own sections of the embedded default, without the
+    /// shared ones: a file that names nothing in the shared format.
+    fn own_sections_only() -> String {
+        let mut file: toml::Table = DEFAULT_CONFIG.parse().unwrap();
+        take_shared_sections(&mut file);
+        toml::to_string(&file).unwrap()
+    }
+
+    #[test]
+    fn the_shared_sections_are_ringex_perfs_format_laid_over_the_embedded_values() {
+        let c = ServerConfig::default_config();
+        // The embedded values, over the shared defaults.
+        assert_eq!(c.engine.max_orders, 65536);
+        assert_eq!(c.engine.risk, "on");
+        assert_eq!(c.pipeline.preset, "two-core");
+        assert_eq!(c.spinning_stages(), 0);
+        let dir = Path::new("/data");
+        assert_eq!(c.journal_dir(dir), Path::new("/data/journal"));
+        let p = c.pipeline_config(dir);
+        assert_eq!(p.journal_dir, Path::new("/data/journal"));
+        assert_eq!(p.timer_interval, None, "the server starts its own timer");
+        assert_eq!(p.engine_config, c.engine_config());
+        // A file that leaves the shared sections out gets the same values.
+        let bare = ServerConfig::parse(&own_sections_only()).unwrap();
+        assert_eq!(bare, c);
+        // A file names only what it changes, with ringex-perf's keys.
+        let text = format!(
+            "{}\n[pipeline.engine]\nwait = \"sleep:50\"\n[journal]\ndurability = \"fsync-ms:5\"\ndir = \"/elsewhere\"\n",
+            own_sections_only()
+        );
+        let c2 = ServerConfig::parse(&text).unwrap();
+        assert_eq!(c2.pipeline.engine.wait, "sleep:50");
+        assert_eq!(c2.pipeline.journaler, c.pipeline.journaler);
+        assert_eq!(c2.engine, c.engine);
+        assert_eq!(
+            c2.pipeline_config(dir).journal.durability,
+            ringex_journal::DurabilityPolicy::FsyncEveryMillis(5)
+        );
+        assert_eq!(c2.journal_dir(dir), Path::new("/elsewhere"));
+        // The server's old durability name still reads.
+        let fsync = format!(
+            "{}\n[journal]\ndurability = \"fsync\"\n",
+            own_sections_only()
+        );
+        assert_eq!(
+            ServerConfig::parse(&fsync)
+                .unwrap()
+                .pipeline_config(dir)
+                .journal
+                .durability,
+            ringex_journal::DurabilityPolicy::FsyncPerBatch
+        );
+    }
+
+    #[test]
+    fn the_dedicated_preset_pins_and_spins_and_is_refused_where_it_cannot_fit() {
+        let text = format!(
+            "{}\n[pipeline]\npreset = \"dedicated-server\"\n",
+            own_sections_only()
+        );
+        // Whether cores 2-4 exist decides whether validation passes here;
+        // the resolved values do not depend on the machine.
+        let file: toml::Table = text.parse().unwrap();
+        let mut file = file;
+        let shared = take_shared_sections(&mut file);
+        let mut embedded: toml::Table = DEFAULT_CONFIG.parse().unwrap();
+        let c = RingexConfig::from_layers(&[take_shared_sections(&mut embedded)], shared).unwrap();
+        assert_eq!(c.pipeline.preset, "dedicated-server");
+        assert!(c.spins());
+        let stage = c.pipeline_config(Path::new("/d")).engine;
+        assert_eq!(stage, ringex_core::pipeline::StageConfig::pinned_spin(3));
+        // The preset's capacities and durability win over the embedded ones.
+        assert_eq!(c.engine.max_orders, 4_194_304);
+        assert_eq!(c.journal.durability, "fsync-batch");
+        // Three spinning stages need a fourth CPU for everything else.
+        let mut server = ServerConfig::default_config();
+        server.pipeline = c.pipeline.clone();
+        assert_eq!(server.spinning_stages(), 3);
+        let err = server.check_fits(2).unwrap_err();
+        assert!(err.contains("3 pipeline stages busy-spin"), "{err}");
+        assert!(server.check_fits(3).is_err());
+        assert!(server.check_fits(16).is_ok());
+        assert!(ServerConfig::default_config().check_fits(1).is_ok());
     }
 }

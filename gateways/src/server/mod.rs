@@ -154,6 +154,8 @@ impl Server {
             config.demo.enabled = false;
         }
         config.validate().map_err(ServerError::Config)?;
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        config.check_fits(cpus).map_err(ServerError::Config)?;
         std::fs::create_dir_all(&config.data_dir)?;
 
         // 1. No timer and no other producer yet: nothing is submitted
