@@ -149,12 +149,22 @@ struct CoreArgs {
     /// Timed runs per subject, interleaved; the median is reported.
     #[arg(long, default_value_t = 3)]
     runs: usize,
-    /// Engine order capacity (default: the engine's default, 262,144).
+    /// Engine order capacity (default: sized to the stream, 8,192).
     #[arg(long)]
     max_orders: Option<u32>,
-    /// Engine dedup window of finished client order ids (default: the engine's default, 262,144).
+    /// Engine dedup window of finished client order ids (default: sized to the stream, 8,192).
     #[arg(long)]
     dedup_window: Option<u32>,
+    /// Seconds of untimed passes of every subject before the timed runs.
+    #[arg(long, default_value_t = 0.0)]
+    warmup: f64,
+    /// Least seconds of timed runs per subject (more runs than --runs if needed).
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Configuration file or preset name: every capacity of its [engine]
+    /// section (default: capacities sized to the stream).
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -432,6 +442,7 @@ fn emit<T: serde::Serialize>(text: &str, report: &T, json: bool) -> anyhow::Resu
 fn core_report(
     opts: CoreOptions,
     dir: &ResultsDir,
+    loaded: Option<&LoadedConfig>,
 ) -> anyhow::Result<(String, ringex_perf::throughput::CoreReport)> {
     let progress = Progress::new(1, "core");
     progress.set_message(format!(
@@ -445,7 +456,7 @@ fn core_report(
         render_core(&report),
         dir.path().display()
     );
-    dir.write_context(&report.machine, &report.params, None)?;
+    dir.write_context(&report.machine, &report.params, config_file(loaded))?;
     dir.write_json("summary.json", &report)?;
     dir.write_text("summary.txt", &text)?;
     Ok((text, report))
@@ -508,19 +519,20 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Cmd::Core(a) => {
-            anyhow::ensure!(a.commands > 0, "--commands must be positive");
-            anyhow::ensure!(a.runs > 0, "--runs must be positive");
+            let loaded = load_config(a.config.as_deref())?;
+            let opts = CoreOptions {
+                commands: a.commands,
+                seed: a.seed,
+                runs: a.runs,
+                max_orders: a.max_orders,
+                dedup_window: a.dedup_window,
+                engine: loaded.as_ref().map(|c| c.config.engine_config()),
+                warmup: a.warmup,
+                duration: a.duration,
+            };
+            opts.check().map_err(anyhow::Error::msg)?;
             let dir = ResultsDir::create(a.common.out.as_deref(), "core")?;
-            let (text, report) = core_report(
-                CoreOptions {
-                    commands: a.commands,
-                    seed: a.seed,
-                    runs: a.runs,
-                    max_orders: a.max_orders,
-                    dedup_window: a.dedup_window,
-                },
-                &dir,
-            )?;
+            let (text, report) = core_report(opts, &dir, loaded.as_ref())?;
             emit(&text, &report, a.common.json)?;
         }
         Cmd::Scale(a) => {
@@ -656,8 +668,12 @@ fn main() -> anyhow::Result<()> {
                     runs: 1,
                     max_orders: None,
                     dedup_window: None,
+                    engine: None,
+                    warmup: a.warmup,
+                    duration: None,
                 },
                 &dir.child("core")?,
+                None,
             )?;
             let (pipeline_text, pipeline) = pipeline_report(
                 PipelineOptions {

@@ -212,42 +212,7 @@ impl PipelineOptions {
     /// Checks that a configuration file's engine can hold the stream.
     fn check_engine_fits(&self, params: &StreamParams) -> Result<()> {
         let Some(c) = &self.config else { return Ok(()) };
-        let have = c.engine_config();
-        let need = params.engine_config(have.risk);
-        for (key, has, needs) in [
-            (
-                "max_orders",
-                u64::from(have.max_orders),
-                u64::from(need.max_orders),
-            ),
-            (
-                "max_accounts",
-                u64::from(have.max_accounts),
-                u64::from(need.max_accounts),
-            ),
-            (
-                "max_instruments",
-                u64::from(have.max_instruments),
-                u64::from(need.max_instruments),
-            ),
-            (
-                "max_assets",
-                u64::from(have.max_assets),
-                u64::from(need.max_assets),
-            ),
-            (
-                "max_price_levels",
-                u64::from(have.max_price_levels),
-                u64::from(need.max_price_levels),
-            ),
-        ] {
-            if has < needs {
-                return Err(Error::Unexpected(format!(
-                    "configuration [engine] {key} = {has} cannot hold the benchmark stream (needs {needs})"
-                )));
-            }
-        }
-        Ok(())
+        crate::stream::check_engine_fits(&c.engine_config(), params).map_err(Error::Unexpected)
     }
 }
 

@@ -216,6 +216,50 @@ impl StreamParams {
     }
 }
 
+/// Checks that an engine configured as `have` can hold the stream of
+/// `params` (every capacity at least the stream-sized one); the error names
+/// the first `[engine]` key that is too small.
+pub fn check_engine_fits(
+    have: &EngineConfig,
+    params: &StreamParams,
+) -> std::result::Result<(), String> {
+    let need = params.engine_config(have.risk);
+    for (key, has, needs) in [
+        (
+            "max_orders",
+            u64::from(have.max_orders),
+            u64::from(need.max_orders),
+        ),
+        (
+            "max_accounts",
+            u64::from(have.max_accounts),
+            u64::from(need.max_accounts),
+        ),
+        (
+            "max_instruments",
+            u64::from(have.max_instruments),
+            u64::from(need.max_instruments),
+        ),
+        (
+            "max_assets",
+            u64::from(have.max_assets),
+            u64::from(need.max_assets),
+        ),
+        (
+            "max_price_levels",
+            u64::from(have.max_price_levels),
+            u64::from(need.max_price_levels),
+        ),
+    ] {
+        if has < needs {
+            return Err(format!(
+                "configuration [engine] {key} = {has} cannot hold the benchmark stream (needs {needs})"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// One order the tracker believes is live. Prices and sides are on the
 /// normalised (YES) book, as the engine reports them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

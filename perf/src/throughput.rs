@@ -36,6 +36,42 @@ pub struct CoreOptions {
     pub max_orders: Option<u32>,
     /// Dedup window override (default: [`StreamParams::engine_config`]).
     pub dedup_window: Option<u32>,
+    /// Every capacity from a configuration file's `[engine]` (its `risk` is
+    /// ignored: both modes are measured); `max_orders` and `dedup_window`
+    /// still override it. Default: sized to the stream.
+    pub engine: Option<EngineConfig>,
+    /// Seconds of untimed passes of every subject before the timed runs
+    /// (caches, branch predictors and the allocator warmed); 0: none.
+    pub warmup: f64,
+    /// Least seconds of timed runs per subject: runs continue past `runs`
+    /// until each subject has been timed this long. `None`: exactly `runs`.
+    pub duration: Option<f64>,
+}
+
+impl CoreOptions {
+    /// Checks the options before anything runs.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        if self.commands == 0 || self.runs == 0 {
+            return Err("--commands and --runs must be positive".into());
+        }
+        if !(0.0..=600.0).contains(&self.warmup) {
+            return Err("--warmup must be in [0, 600] seconds".into());
+        }
+        if self.duration.is_some_and(|d| !(d > 0.0 && d <= 3600.0)) {
+            return Err("--duration must be in (0, 3600] seconds".into());
+        }
+        if let Some(engine) = &self.engine {
+            let params = StreamParams {
+                seed: self.seed,
+                commands: self.commands,
+                ..StreamParams::default()
+            };
+            let mut have = *engine;
+            have.max_orders = self.max_orders.unwrap_or(have.max_orders);
+            crate::stream::check_engine_fits(&have, &params)?;
+        }
+        Ok(())
+    }
 }
 
 /// One subject's timings.
@@ -103,6 +139,10 @@ pub struct CoreReport {
     pub setup_commands: usize,
     /// Seconds spent generating the stream (untimed).
     pub generation_seconds: f64,
+    /// `--warmup`: seconds of untimed passes before the timed runs.
+    pub warmup_seconds: f64,
+    /// `--duration`: least timed seconds per subject, if asked.
+    pub min_timed_seconds: Option<f64>,
     /// What the stream looked like.
     pub stream: StreamStats,
     /// Engine, risk on.
@@ -230,7 +270,10 @@ pub fn run_core(opts: CoreOptions) -> CoreReport {
     let stream = generate(&params);
     let generation_seconds = t.elapsed().as_secs_f64();
     let configure = |risk| {
-        let c = params.engine_config(risk);
+        let c = match opts.engine {
+            Some(file) => EngineConfig { risk, ..file },
+            None => params.engine_config(risk),
+        };
         EngineConfig {
             max_orders: opts.max_orders.unwrap_or(c.max_orders),
             dedup_window: opts.dedup_window.unwrap_or(c.dedup_window),
@@ -241,8 +284,24 @@ pub fn run_core(opts: CoreOptions) -> CoreReport {
     let off = configure(RiskMode::Disabled);
     let (setup, measured) = (&stream.setup, &stream.measured);
     let runs = opts.runs.max(1);
+    // Untimed passes in the same interleaved order as the timed ones.
+    let warmup_start = Instant::now();
+    while warmup_start.elapsed().as_secs_f64() < opts.warmup {
+        black_box(engine_pass(on, setup, measured));
+        black_box(engine_pass(off, setup, measured));
+        black_box(reference_pass(off, setup, measured));
+    }
     let (mut p_on, mut p_off, mut p_ref) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..runs {
+    let timed = |passes: &[Pass]| passes.iter().map(|p| p.wall).sum::<f64>();
+    while p_on.len() < runs
+        || opts.duration.is_some_and(|d| {
+            timed(&p_on).min(timed(&p_off)).min(if p_ref.is_empty() {
+                f64::INFINITY
+            } else {
+                timed(&p_ref)
+            }) < d
+        })
+    {
         p_on.push(engine_pass(on, setup, measured));
         p_off.push(engine_pass(off, setup, measured));
         if let Some(pass) = reference_pass(off, setup, measured) {
@@ -269,6 +328,8 @@ pub fn run_core(opts: CoreOptions) -> CoreReport {
         config: ConfigSummary::from(&on),
         setup_commands: setup.len(),
         generation_seconds,
+        warmup_seconds: opts.warmup,
+        min_timed_seconds: opts.duration,
         stream: stream.stats.clone(),
         ratio_risk_on_vs_reference: ratio(&risk_on),
         ratio_risk_off_vs_reference: ratio(&risk_off),
@@ -300,10 +361,14 @@ pub fn render_core(r: &CoreReport) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "ringex-perf core: {} measured commands (seed {}), {} interleaved run(s) per subject, median shown",
+        "ringex-perf core: {} measured commands (seed {}), {} interleaved run(s) per subject{}, median shown; {:.1} s warm-up",
         s.commands,
         r.params.seed,
-        r.risk_on.runs_cmds_per_sec.len()
+        r.risk_on.runs_cmds_per_sec.len(),
+        r.min_timed_seconds
+            .map(|d| format!(" (at least {d:.1} s timed each)"))
+            .unwrap_or_default(),
+        r.warmup_seconds
     );
     let _ = writeln!(out, "machine: {}", r.machine);
     let _ = writeln!(

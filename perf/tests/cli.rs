@@ -52,6 +52,52 @@ mod core {
         assert!(json["risk_on"]["cmds_per_sec"].as_f64().unwrap() > 0.0);
         assert!(json["ratio_risk_off_vs_reference"].as_f64().unwrap() > 0.0);
     }
+
+    #[test]
+    fn core_takes_warmup_duration_and_an_engine_section_from_a_configuration_file() {
+        let out = tempfile::tempdir().expect("temp dir");
+        let file = out.path().join("engine.toml");
+        std::fs::write(&file, "[engine]\nmax_orders = 16384\ndedup_window = 4096\n").unwrap();
+        let results = out.path().join("r");
+        let (text, json) = run(&[
+            "core",
+            "--commands",
+            "5000",
+            "--runs",
+            "1",
+            "--warmup",
+            "0.05",
+            "--duration",
+            "0.05",
+            "--config",
+            file.to_str().unwrap(),
+            "--out",
+            results.to_str().unwrap(),
+            "--json",
+        ]);
+        assert!(text.contains("warm-up"), "{text}");
+        assert_eq!(json["warmup_seconds"], 0.05);
+        assert_eq!(json["min_timed_seconds"], 0.05);
+        assert_eq!(json["config"]["max_orders"], 16384);
+        assert_eq!(json["config"]["dedup_window"], 4096);
+        // Runs go on past --runs until each subject was timed 0.05 s.
+        let runs = json["risk_on"]["runs_cmds_per_sec"].as_array().unwrap();
+        let seconds: f64 = runs.iter().map(|r| 5000.0 / r.as_f64().unwrap()).sum();
+        assert!(seconds >= 0.05, "{seconds}");
+        assert!(results.join("config.toml").is_file(), "the file is kept");
+        // An engine too small for the stream is refused before anything runs.
+        std::fs::write(&file, "[engine]\nmax_accounts = 10\n").unwrap();
+        let refused = std::process::Command::new(env!("CARGO_BIN_EXE_ringex-perf"))
+            .args(["core", "--commands", "1000", "--config"])
+            .arg(&file)
+            .arg("--out")
+            .arg(out.path().join("never"))
+            .output()
+            .unwrap();
+        assert!(!refused.status.success());
+        assert!(String::from_utf8_lossy(&refused.stderr).contains("max_accounts"));
+        assert!(!out.path().join("never").exists());
+    }
 }
 
 mod scale {
