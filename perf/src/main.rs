@@ -48,7 +48,7 @@ enum Cmd {
     Replay(ReplayArgs),
     /// Start-up time from a snapshot plus journal tails of several lengths.
     Recovery(RecoveryArgs),
-    /// core, pipeline and journal in turn, one results folder with a subfolder each.
+    /// Every scenario (core, pipeline, journal, replay, recovery, fix, ws) in turn at small sizes, one results folder with a subfolder each.
     All(AllArgs),
     /// Ratio per percentile of two results folders' latency distributions, drawn on one plot.
     Compare(CompareArgs),
@@ -339,7 +339,25 @@ struct AllArgs {
     /// Measured commands of the core scenario.
     #[arg(long, default_value_t = 1_000_000)]
     commands: usize,
-    /// Configuration file or preset name for the pipeline (and the journal's segment size).
+    /// Stream commands of the journal the replay scenario replays.
+    #[arg(long, default_value_t = 1_000_000)]
+    replay_commands: u64,
+    /// Journal tails after the snapshot in the recovery scenario (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = [0u64, 100_000])]
+    tails: Vec<u64>,
+    /// Resting orders in the recovery scenario's snapshot.
+    #[arg(long, default_value_t = 100_000)]
+    recovery_orders: usize,
+    /// FIX open-loop rate in orders/s (one session), next to a TCP ping-pong.
+    #[arg(long, default_value_t = 10_000)]
+    fix_rate: u64,
+    /// WebSocket subscribers of the ws scenario.
+    #[arg(long, default_value_t = 100)]
+    subscribers: usize,
+    /// Book updates per second offered in the ws scenario.
+    #[arg(long, default_value_t = 10_000)]
+    ws_rate: u64,
+    /// Configuration file or preset name for every scenario that takes one.
     #[arg(long)]
     config: Option<std::path::PathBuf>,
     #[command(flatten)]
@@ -515,6 +533,80 @@ fn journal_report(
     Ok((render_journal(&report), report))
 }
 
+/// What `ringex-perf all` runs, in this order.
+const ALL_SCENARIOS: [&str; 7] = [
+    "core", "pipeline", "journal", "replay", "recovery", "fix", "ws",
+];
+
+fn replay_report(
+    opts: ReplayOptions,
+    dir: &ResultsDir,
+    loaded: Option<&LoadedConfig>,
+) -> anyhow::Result<(String, ringex_perf::replay_perf::ReplayReport)> {
+    let progress = Progress::new(
+        1 + (1 + u64::from(opts.verify)) * opts.runs as u64,
+        "replay",
+    );
+    let report = run_replay(opts, &progress);
+    progress.finish();
+    let mut report = report.context("replay run failed")?;
+    write_replay_results(dir, &mut report, config_file(loaded))?;
+    Ok((render_replay(&report), report))
+}
+
+fn recovery_report(
+    opts: RecoveryOptions,
+    dir: &ResultsDir,
+    loaded: Option<&LoadedConfig>,
+) -> anyhow::Result<(String, ringex_perf::recovery_perf::RecoveryReport)> {
+    let progress = Progress::new(1 + opts.tails.len() as u64, "recovery");
+    let report = run_recovery(opts, &progress);
+    progress.finish();
+    let mut report = report.context("recovery run failed")?;
+    write_recovery_results(dir, &mut report, config_file(loaded))?;
+    Ok((render_recovery(&report), report))
+}
+
+fn ws_report(
+    opts: WsOptions,
+    dir: &ResultsDir,
+    loaded: Option<&LoadedConfig>,
+) -> anyhow::Result<(String, ringex_perf::ws_perf::WsReport)> {
+    let progress = Progress::new(opts.subscribers.len() as u64 + 1, "ws");
+    let report = run_ws(opts, &progress);
+    progress.finish();
+    let mut report = report.context("ws run failed")?;
+    write_ws_results(dir, &mut report, config_file(loaded))?;
+    Ok((render_ws(&report), report))
+}
+
+fn fix_report(
+    opts: FixOptions,
+    dir: &ResultsDir,
+    loaded: Option<&LoadedConfig>,
+) -> anyhow::Result<(String, ringex_perf::fix_perf::FixReport)> {
+    let progress = Progress::new((opts.rates.len() + opts.sessions.len()) as u64, "fix");
+    let report = run_fix(opts, &progress);
+    progress.finish();
+    let mut report = report.context("fix run failed")?;
+    write_fix_results(dir, &mut report, config_file(loaded))?;
+    Ok((render_fix(&report), report))
+}
+
+/// The configuration's durability, else `write`.
+fn durability_of(loaded: Option<&LoadedConfig>) -> Durability {
+    Durability(loaded.map_or(ringex_journal::DurabilityPolicy::Write, |c| {
+        c.config.durability()
+    }))
+}
+
+/// The configuration's journal segment size, else the journal's default.
+fn segment_size_of(loaded: Option<&LoadedConfig>) -> u64 {
+    loaded.map_or(ringex_journal::DEFAULT_SEGMENT_SIZE, |c| {
+        c.config.journal.segment_mib << 20
+    })
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
@@ -560,10 +652,7 @@ fn main() -> anyhow::Result<()> {
         }
         Cmd::Pipeline(a) => {
             let loaded = load_config(a.config.as_deref())?;
-            let durability = a
-                .durability
-                .or(loaded.as_ref().map(|c| Durability(c.config.durability())))
-                .unwrap_or(Durability(ringex_journal::DurabilityPolicy::Write));
+            let durability = a.durability.unwrap_or(durability_of(loaded.as_ref()));
             let opts = PipelineOptions {
                 rates: a.rates,
                 duration: a.duration,
@@ -617,23 +706,12 @@ fn main() -> anyhow::Result<()> {
                 journal_dir: a.session.journal_dir,
                 keep: a.session.keep,
                 engine: loaded.as_ref().map(|c| c.config.engine_config()),
-                segment_size: loaded
-                    .as_ref()
-                    .map_or(ringex_journal::DEFAULT_SEGMENT_SIZE, |c| {
-                        c.config.journal.segment_mib << 20
-                    }),
+                segment_size: segment_size_of(loaded.as_ref()),
             };
             opts.check()?;
             let dir = ResultsDir::create(a.common.out.as_deref(), "replay")?;
-            let progress = Progress::new(
-                1 + (1 + u64::from(opts.verify)) * opts.runs as u64,
-                "replay",
-            );
-            let report = run_replay(opts, &progress);
-            progress.finish();
-            let mut report = report.context("replay run failed")?;
-            write_replay_results(&dir, &mut report, config_file(loaded.as_ref()))?;
-            emit(&render_replay(&report), &report, a.common.json)?;
+            let (text, report) = replay_report(opts, &dir, loaded.as_ref())?;
+            emit(&text, &report, a.common.json)?;
         }
         Cmd::Recovery(a) => {
             let loaded = load_config(a.session.config.as_deref())?;
@@ -650,61 +728,107 @@ fn main() -> anyhow::Result<()> {
             };
             opts.check()?;
             let dir = ResultsDir::create(a.common.out.as_deref(), "recovery")?;
-            let progress = Progress::new(1 + opts.tails.len() as u64, "recovery");
-            let report = run_recovery(opts, &progress);
-            progress.finish();
-            let mut report = report.context("recovery run failed")?;
-            write_recovery_results(&dir, &mut report, config_file(loaded.as_ref()))?;
-            emit(&render_recovery(&report), &report, a.common.json)?;
+            let (text, report) = recovery_report(opts, &dir, loaded.as_ref())?;
+            emit(&text, &report, a.common.json)?;
         }
         Cmd::All(a) => {
+            // Every scenario in turn, at sizes that finish in a few minutes,
+            // each into its own subfolder; the options below are checked
+            // before anything runs.
             anyhow::ensure!(a.commands > 0, "--commands must be positive");
             let loaded = load_config(a.config.as_deref())?;
+            let config = loaded.as_ref().map(|c| c.config.clone());
+            let core_opts = CoreOptions {
+                commands: a.commands,
+                seed: 1,
+                runs: 1,
+                max_orders: None,
+                dedup_window: None,
+                engine: None,
+                warmup: 0.0,
+                duration: None,
+            };
+            core_opts.check().map_err(anyhow::Error::msg)?;
+            let pipeline_opts = PipelineOptions {
+                rates: a.rates,
+                duration: a.duration,
+                warmup: a.warmup,
+                durability: durability_of(loaded.as_ref()),
+                preset: Preset::TwoCore,
+                config: config.clone(),
+                seed: 1,
+                max_commands: 12_000_000,
+                journal_dir: None,
+            };
+            pipeline_opts.check()?;
+            let journal_opts = JournalOptions {
+                duration: a.duration,
+                warmup: a.warmup,
+                ..JournalOptions::default()
+            };
+            let replay_opts = ReplayOptions {
+                commands: a.replay_commands,
+                seed: 1,
+                runs: 1,
+                warmup: a.warmup,
+                duration: None,
+                verify: true,
+                journal: None,
+                journal_dir: None,
+                keep: false,
+                engine: config.as_ref().map(|c| c.engine_config()),
+                segment_size: segment_size_of(loaded.as_ref()),
+            };
+            replay_opts.check()?;
+            let recovery_opts = RecoveryOptions {
+                accounts: 10_000,
+                orders: a.recovery_orders,
+                tails: a.tails,
+                runs: 1,
+                warmup: a.warmup,
+                seed: 1,
+                dir: None,
+                keep: false,
+                config: config.clone(),
+            };
+            recovery_opts.check()?;
+            let fix_opts = FixOptions {
+                rates: vec![a.fix_rate],
+                sessions: vec![1],
+                duration: a.duration,
+                warmup: a.warmup,
+                window: 256,
+                throttle: 10_000_000,
+                durability: durability_of(loaded.as_ref()),
+                config: config.clone(),
+                max_orders: 2_000_000,
+            };
+            fix_opts.check()?;
+            let ws_opts = WsOptions {
+                subscribers: vec![a.subscribers],
+                rate: a.ws_rate,
+                duration: a.duration,
+                warmup: a.warmup,
+                client_threads: 2,
+                live_orders: 500,
+                queue_messages: ringex_gateways::ws::Limits::default().outbound_queue_messages,
+                config,
+            };
+            ws_opts.check()?;
+
             let dir = ResultsDir::create(a.common.out.as_deref(), "all")?;
-            let (core_text, core) = core_report(
-                CoreOptions {
-                    commands: a.commands,
-                    seed: 1,
-                    runs: 1,
-                    max_orders: None,
-                    dedup_window: None,
-                    engine: None,
-                    warmup: a.warmup,
-                    duration: None,
-                },
-                &dir.child("core")?,
-                None,
-            )?;
-            let (pipeline_text, pipeline) = pipeline_report(
-                PipelineOptions {
-                    rates: a.rates,
-                    duration: a.duration,
-                    warmup: a.warmup,
-                    durability: loaded
-                        .as_ref()
-                        .map_or(Durability(ringex_journal::DurabilityPolicy::Write), |c| {
-                            Durability(c.config.durability())
-                        }),
-                    preset: Preset::TwoCore,
-                    config: loaded.as_ref().map(|c| c.config.clone()),
-                    seed: 1,
-                    max_commands: 12_000_000,
-                    journal_dir: None,
-                },
-                &dir.child("pipeline")?,
-                loaded.as_ref(),
-            )?;
-            let (journal_text, journal) = journal_report(
-                JournalOptions {
-                    duration: a.duration,
-                    warmup: a.warmup,
-                    ..JournalOptions::default()
-                },
-                &dir.child("journal")?,
-                loaded.as_ref(),
-            )?;
+            let l = loaded.as_ref();
+            let (core_text, core) = core_report(core_opts, &dir.child("core")?, None)?;
+            let (pipeline_text, pipeline) =
+                pipeline_report(pipeline_opts, &dir.child("pipeline")?, l)?;
+            let (journal_text, journal) = journal_report(journal_opts, &dir.child("journal")?, l)?;
+            let (replay_text, replay) = replay_report(replay_opts, &dir.child("replay")?, l)?;
+            let (recovery_text, recovery) =
+                recovery_report(recovery_opts, &dir.child("recovery")?, l)?;
+            let (fix_text, fix) = fix_report(fix_opts, &dir.child("fix")?, l)?;
+            let (ws_text, ws) = ws_report(ws_opts, &dir.child("ws")?, l)?;
             let text = format!(
-                "{core_text}\n{pipeline_text}\n{journal_text}\nresults:    {}\n",
+                "{core_text}\n{pipeline_text}\n{journal_text}\n{replay_text}\n{recovery_text}\n{fix_text}\n{ws_text}\nresults:    {}\n",
                 dir.path().display()
             );
             let report = serde_json::json!({
@@ -712,12 +836,16 @@ fn main() -> anyhow::Result<()> {
                 "core": core,
                 "pipeline": pipeline,
                 "journal": journal,
+                "replay": replay,
+                "recovery": recovery,
+                "fix": fix,
+                "ws": ws,
                 "results_dir": dir.path().display().to_string(),
             });
             dir.write_context(
                 &core.machine,
-                &serde_json::json!({"scenarios": ["core", "pipeline", "journal"]}),
-                None,
+                &serde_json::json!({"scenarios": ALL_SCENARIOS}),
+                config_file(l),
             )?;
             dir.write_json("summary.json", &report)?;
             dir.write_text("summary.txt", &text)?;
@@ -737,12 +865,8 @@ fn main() -> anyhow::Result<()> {
             };
             opts.check()?;
             let dir = ResultsDir::create(a.common.out.as_deref(), "ws")?;
-            let progress = Progress::new(opts.subscribers.len() as u64 + 1, "ws");
-            let report = run_ws(opts, &progress);
-            progress.finish();
-            let mut report = report.context("ws run failed")?;
-            write_ws_results(&dir, &mut report, config_file(loaded.as_ref()))?;
-            emit(&render_ws(&report), &report, a.common.json)?;
+            let (text, report) = ws_report(opts, &dir, loaded.as_ref())?;
+            emit(&text, &report, a.common.json)?;
         }
         Cmd::Compare(a) => {
             let dir = ResultsDir::create(a.common.out.as_deref(), "compare")?;
@@ -788,10 +912,7 @@ fn main() -> anyhow::Result<()> {
         }
         Cmd::Fix(a) => {
             let loaded = load_config(a.config.as_deref())?;
-            let durability = a
-                .durability
-                .or(loaded.as_ref().map(|c| Durability(c.config.durability())))
-                .unwrap_or(Durability(ringex_journal::DurabilityPolicy::Write));
+            let durability = a.durability.unwrap_or(durability_of(loaded.as_ref()));
             let opts = FixOptions {
                 rates: a.rates,
                 sessions: a.sessions,
@@ -805,12 +926,8 @@ fn main() -> anyhow::Result<()> {
             };
             opts.check()?;
             let dir = ResultsDir::create(a.common.out.as_deref(), "fix")?;
-            let progress = Progress::new((opts.rates.len() + opts.sessions.len()) as u64, "fix");
-            let report = run_fix(opts, &progress);
-            progress.finish();
-            let mut report = report.context("fix run failed")?;
-            write_fix_results(&dir, &mut report, config_file(loaded.as_ref()))?;
-            emit(&render_fix(&report), &report, a.common.json)?;
+            let (text, report) = fix_report(opts, &dir, loaded.as_ref())?;
+            emit(&text, &report, a.common.json)?;
         }
         Cmd::Demo(a) => {
             let stdout = std::io::stdout();

@@ -410,7 +410,7 @@ mod results {
     }
 
     #[test]
-    fn all_runs_core_pipeline_and_journal_into_one_folder() {
+    fn all_runs_every_scenario_into_one_folder() {
         let out = tempfile::tempdir().expect("temp dir");
         let (text, json) = run(&[
             "all",
@@ -422,15 +422,40 @@ mod results {
             "0.1",
             "--warmup",
             "0",
+            "--replay-commands",
+            "5000",
+            "--tails",
+            "0,1000",
+            "--recovery-orders",
+            "1000",
+            "--fix-rate",
+            "500",
+            "--subscribers",
+            "3",
+            "--ws-rate",
+            "500",
             "--out",
             out.path().to_str().unwrap(),
             "--json",
         ]);
         assert_eq!(json["bench"], "all");
-        assert!(text.contains("ringex-perf pipeline") && text.contains("ringex-perf journal"));
-        assert!(out.path().join("core/summary.json").is_file());
+        for scenario in [
+            "core", "pipeline", "journal", "replay", "recovery", "fix", "ws",
+        ] {
+            assert!(
+                text.contains(&format!("ringex-perf {scenario}")),
+                "{scenario} missing from the summary:\n{text}"
+            );
+            assert!(
+                json[scenario].is_object(),
+                "{scenario} missing from the JSON"
+            );
+            let summary = out.path().join(scenario).join("summary.json");
+            assert!(summary.is_file(), "no {summary:?}");
+        }
         assert_results_folder(&out.path().join("pipeline"), "pipeline");
         assert_results_folder(&out.path().join("journal"), "journal");
+        assert!(out.path().join("fix/fix-500.hgrm").is_file());
         assert!(out.path().join("summary.txt").is_file());
     }
 }
