@@ -343,7 +343,8 @@ impl Venue {
         let symbols: HashMap<String, u32> =
             (0..sessions).map(|s| (symbol(s), s as u32 + 1)).collect();
         let sink_stats = Arc::clone(&sink.stats);
-        let app = ExchangeApplication::new(pipeline.sender(), sink.receiver, symbols);
+        let app = ExchangeApplication::new(pipeline.sender(), sink.receiver, symbols)
+            .with_wakeup(sink.wakeup);
         let session_configs = (0..sessions)
             .map(|s| {
                 let mut c = SessionConfig::new("FIX.4.4", ACCEPTOR, &client_comp_id(s));

@@ -167,7 +167,7 @@ pub use output::{OutputJournalReport, JOURNAL_KIND_EVENT};
 pub use sender::{
     monotonic_ns, wall_clock_ns, CommandSender, OutSlot, Slot, SubmitError, STOP_MARKER_NS,
 };
-pub use sink::{OverflowPolicy, SinkHandle, SinkStats};
+pub use sink::{OverflowPolicy, SinkHandle, SinkStats, SinkWakeup};
 pub use snapshots::{
     restore_snapshot_for, SnapshotSkipped, SnapshotStart, SnapshotUsed,
     PIPELINE_SNAPSHOT_META_SIZE, PIPELINE_SNAPSHOT_VERSION,

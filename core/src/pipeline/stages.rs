@@ -508,6 +508,9 @@ impl<G: FileSystem> PublisherStage<G> {
         }
         if end_of_batch {
             self.at_batch_start = true;
+            for sink in &self.sinks {
+                sink.end_batch();
+            }
             if let Some(journal) = self.output.as_mut() {
                 match journal.end_batch() {
                     Ok(()) => self

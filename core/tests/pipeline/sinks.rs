@@ -137,3 +137,67 @@ fn a_waiting_sink_that_stops_reading_is_cut_off_after_its_wait() {
     let kept: Vec<Event> = stuck.receiver.iter().collect(); // ends: disconnected
     assert_eq!(kept, received[..4]);
 }
+
+/// A consumer that sleeps outside the queue: it arms the sink's doorbell,
+/// blocks on its own channel (standing in for `epoll_wait`), and must be
+/// woken by the publisher for every burst, with no event left unseen.
+#[test]
+fn an_armed_sink_rings_its_consumer_once_per_arming_and_never_leaves_it_asleep() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = Pipeline::start(config(dir.path())).unwrap();
+    let sink = pipeline.register_sink("gateway", 1 << 12, OverflowPolicy::DropNewest);
+    let rings = Arc::new(AtomicU64::new(0));
+    let (bell_tx, bell_rx) = crossbeam_channel::unbounded::<()>();
+    assert!(sink.wakeup.set_waker({
+        let rings = Arc::clone(&rings);
+        move || {
+            rings.fetch_add(1, Ordering::SeqCst);
+            let _ = bell_tx.send(());
+        }
+    }));
+    assert!(!sink.wakeup.set_waker(|| {}), "one waker per sink");
+    // Not armed: deliveries do not ring.
+    let mut sender = pipeline.sender();
+    let mut cmds = market();
+    cmds.push(Command::state_digest());
+    let last = *submit_all(&mut sender, &cmds).last().unwrap();
+    let setup = collect_until_digest(&sink, last);
+    assert!(!setup.is_empty());
+    assert_eq!(rings.load(Ordering::SeqCst), 0);
+
+    // Twenty bursts: the consumer drains, arms, and sleeps on the bell.
+    let mut seen = 0usize;
+    for burst in 0..20u64 {
+        assert!(sink.wakeup.arm(&sink.receiver), "an empty queue may sleep");
+        let mut cmds = orders(1_000 + burst * 10, 10);
+        cmds.push(Command::state_digest());
+        let last = *submit_all(&mut sender, &cmds).last().unwrap();
+        bell_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the publisher rang the armed sink");
+        // Everything of the burst arrives; a late arming finds it waiting.
+        seen += collect_until_digest(&sink, last).len();
+        while bell_rx.try_recv().is_ok() {}
+    }
+    assert!(seen >= 20 * 11);
+    let rung = rings.load(Ordering::SeqCst);
+    assert!(
+        (20..=40).contains(&rung),
+        "one ring per arming (plus at most one late ring each): {rung}"
+    );
+    // Armed with events already queued: arm says so and nothing is lost.
+    let last = *submit_all(&mut sender, &[Command::state_digest()])
+        .last()
+        .unwrap();
+    while sink.receiver.is_empty() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(!sink.wakeup.arm(&sink.receiver), "events are waiting");
+    collect_until_digest(&sink, last);
+    drop(sender);
+    pipeline.shutdown();
+}

@@ -47,9 +47,27 @@ pub trait Application {
     ) -> Result<(), AppReject>;
 
     /// Whether [`Application::poll`] produces messages; the event loop then
-    /// calls it on every turn and sleeps at most a millisecond.
+    /// calls it on every turn. Without a doorbell
+    /// ([`Application::set_wakeup`]) the loop sleeps at most a millisecond.
     fn polls(&self) -> bool {
         false
+    }
+
+    /// Offers the application a way to wake the event loop (callable from
+    /// any thread). An application that can ring it when messages for
+    /// [`Application::poll`] arrive keeps it and returns `true`; the loop
+    /// then blocks until input, a tick or the doorbell instead of polling
+    /// on a timer. The default cannot: `false`.
+    fn set_wakeup(&mut self, _wake: Box<dyn Fn() + Send + Sync>) -> bool {
+        false
+    }
+
+    /// Called before the loop blocks, when [`Application::set_wakeup`]
+    /// returned `true`: `true` if nothing is waiting for
+    /// [`Application::poll`] and the doorbell will ring when something
+    /// arrives; `false` to have the loop poll again at once.
+    fn ready_to_sleep(&mut self) -> bool {
+        true
     }
 
     /// Messages that arise outside a request (execution reports from the

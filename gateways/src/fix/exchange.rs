@@ -43,7 +43,7 @@ use std::io::Write;
 use std::path::Path;
 
 use crossbeam_channel::Receiver;
-use ringex_core::pipeline::{wall_clock_ns, CommandSender, SubmitError};
+use ringex_core::pipeline::{wall_clock_ns, CommandSender, SinkWakeup, SubmitError};
 use ringex_core::records::{
     Command, CommandKind, Event, EventView, OrderSpec, OrderType, Outcome, SelfTradePrevention,
     Side, TimeInForce,
@@ -100,6 +100,9 @@ struct Book {
 pub struct ExchangeApplication {
     sender: CommandSender,
     events: Receiver<Event>,
+    /// The doorbell of the sink behind `events`, if given: the event loop
+    /// sleeps until the publisher rings it ([`Application::set_wakeup`]).
+    wakeup: Option<SinkWakeup>,
     symbols: HashMap<String, u32>,
     /// Symbols of spot instruments (orders carry no leg).
     spot: HashSet<String>,
@@ -177,6 +180,7 @@ impl ExchangeApplication {
         Self {
             sender,
             events,
+            wakeup: None,
             symbols,
             spot: HashSet::new(),
             books: HashMap::new(),
@@ -192,6 +196,15 @@ impl ExchangeApplication {
             throttles: HashMap::new(),
             order_log: None,
         }
+    }
+
+    /// Lets the FIX event loop sleep until the engine has events for it:
+    /// `wakeup` is the doorbell of the sink `events` comes from
+    /// ([`SinkHandle::wakeup`](ringex_core::pipeline::SinkHandle)). Without
+    /// it the loop polls the sink every millisecond while idle.
+    pub fn with_wakeup(mut self, wakeup: SinkWakeup) -> Self {
+        self.wakeup = Some(wakeup);
+        self
     }
 
     /// Marks symbols as spot instruments: their orders carry no binary leg
@@ -1311,6 +1324,14 @@ impl Application for ExchangeApplication {
 
     fn polls(&self) -> bool {
         true
+    }
+
+    fn set_wakeup(&mut self, wake: Box<dyn Fn() + Send + Sync>) -> bool {
+        self.wakeup.as_ref().is_some_and(|w| w.set_waker(wake))
+    }
+
+    fn ready_to_sleep(&mut self) -> bool {
+        self.wakeup.as_ref().is_none_or(|w| w.arm(&self.events))
     }
 
     fn poll(&mut self, send: &mut dyn FnMut(&str, OutMessage)) {

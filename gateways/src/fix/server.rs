@@ -9,9 +9,13 @@
 //! first frame within [`UNBOUND_TIMEOUT_MS`] is closed. Sessions are ticked
 //! every [`TICK_MS`] for heartbeats and timeouts. An application that
 //! [`polls`](Application::polls) (the exchange, whose ExecutionReports come
-//! from the engine on a queue `mio` cannot wait on) keeps the loop polling
-//! without blocking for [`BUSY_POLL`] after each turn with input or
-//! output, and blocks at most [`APP_POLL_TIMEOUT`] otherwise.
+//! from the engine on a queue `mio` cannot wait on) is given the loop's
+//! `mio` waker as a doorbell ([`Application::set_wakeup`]): the exchange
+//! has its engine sink ring it, so the loop blocks in `epoll_wait` until
+//! input, a tick or an event, and wakes within microseconds of an
+//! ExecutionReport. A polling application without a doorbell keeps the
+//! loop polling without blocking for [`BUSY_POLL`] after each turn with
+//! input or output, and blocking at most [`APP_POLL_TIMEOUT`] otherwise.
 //!
 //! Thread: the loop runs on the thread that calls [`FixServer::run`]
 //! ([`FixServer::spawn`] starts one); it owns every session, connection and
@@ -129,6 +133,8 @@ pub struct FixServer<A: Application> {
     /// Input was processed or application messages delivered during this
     /// loop turn (see [`BUSY_POLL`]).
     active: bool,
+    /// The application rings the loop's waker when it has messages.
+    app_wakes: bool,
 }
 
 impl<A: Application> FixServer<A> {
@@ -143,6 +149,14 @@ impl<A: Application> FixServer<A> {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let mut app = app;
+        let app_wakes = app.polls() && {
+            let waker = Arc::clone(&waker);
+            app.set_wakeup(Box::new(move || {
+                // A failed wake leaves the loop to its tick timeout.
+                let _ = waker.wake();
+            }))
+        };
         let mut sessions = Vec::new();
         let mut lookup = HashMap::new();
         let mut by_name = HashMap::new();
@@ -179,6 +193,7 @@ impl<A: Application> FixServer<A> {
             ready: Vec::new(),
             outgoing: Vec::new(),
             active: false,
+            app_wakes,
         })
     }
 
@@ -201,6 +216,14 @@ impl<A: Application> FixServer<A> {
         while !self.stop.load(Ordering::Acquire) {
             let timeout = if !polls {
                 Duration::from_millis(TICK_MS as u64 / 2)
+            } else if self.app_wakes {
+                // Block only when the application has armed its doorbell
+                // with nothing waiting; after a busy turn, look again first.
+                if !self.active && self.app.ready_to_sleep() {
+                    Duration::from_millis(TICK_MS as u64 / 2)
+                } else {
+                    Duration::ZERO
+                }
             } else if self.active || std::time::Instant::now() < busy_until {
                 if self.active {
                     busy_until = std::time::Instant::now() + BUSY_POLL;

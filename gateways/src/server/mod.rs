@@ -298,8 +298,9 @@ fn start_fix(
         .iter()
         .filter(|m| m.kind == MarketKind::Spot)
         .map(|m| m.ticker.clone());
-    let mut app =
-        ExchangeApplication::new(pipeline.sender(), sink.receiver, symbols).with_spot_symbols(spot);
+    let mut app = ExchangeApplication::new(pipeline.sender(), sink.receiver, symbols)
+        .with_wakeup(sink.wakeup)
+        .with_spot_symbols(spot);
     // The order table of earlier runs: their orders' FIX identities from
     // the order log, their fills and cancels from the output journal.
     if let Some(dir) = &fix_config.store_dir {
