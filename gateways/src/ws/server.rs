@@ -62,11 +62,77 @@ fn would_block(e: &io::Error) -> bool {
 
 /// One queued outbound WebSocket message.
 struct Outbound {
-    text: String,
+    text: Text,
     sid: u64,
     seq: u64,
     /// An order-book message (snapshot or delta): conflatable.
     book: bool,
+}
+
+/// A queued message's text. Book messages keep the per-event part shared
+/// by every subscriber (rendered once per event, or per snapshot refill)
+/// and are put together with their `sid` and `seq` only when handed to
+/// tungstenite, so the fan-out costs a reference count per subscriber and
+/// messages dropped by conflation are never rendered.
+enum Text {
+    /// A whole message.
+    Owned(String),
+    /// `{"type":"<kind>","sid":<sid>,"seq":<seq>` followed by `tail`
+    /// (`,"msg":{...}}`).
+    Book { kind: BookKind, tail: Arc<str> },
+}
+
+#[derive(Clone, Copy)]
+enum BookKind {
+    Delta,
+    Snapshot,
+}
+
+impl Outbound {
+    /// The message as clients see it.
+    fn render(self) -> String {
+        let (kind, tail) = match self.text {
+            Text::Owned(s) => return s,
+            Text::Book { kind, tail } => (kind, tail),
+        };
+        let head: &str = match kind {
+            BookKind::Delta => r#"{"type":"orderbook_delta","sid":"#,
+            BookKind::Snapshot => r#"{"type":"orderbook_snapshot","sid":"#,
+        };
+        // 20 digits bound a u64.
+        let mut s = String::with_capacity(head.len() + 20 + 7 + 20 + tail.len());
+        s.push_str(head);
+        push_u64(&mut s, self.sid);
+        s.push_str(r#","seq":"#);
+        push_u64(&mut s, self.seq);
+        s.push_str(&tail);
+        s
+    }
+}
+
+/// Appends `v` in decimal (what `format!("{v}")` writes).
+fn push_u64(s: &mut String, mut v: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    // ASCII digits only.
+    s.push_str(std::str::from_utf8(&digits[i..]).unwrap_or_default());
+}
+
+/// `,"msg":<body>}`: the shared tail of a book message.
+fn book_tail(body: &str) -> Arc<str> {
+    let mut s = String::with_capacity(body.len() + 8);
+    s.push_str(r#","msg":"#);
+    s.push_str(body);
+    s.push('}');
+    s.into()
 }
 
 struct Subscription {
@@ -188,8 +254,9 @@ pub(super) struct Server {
     ticker_dirty: BTreeSet<usize>,
     to_close: Vec<usize>,
     halted: bool,
-    /// Order-book snapshot bodies by market, valid until the next event:
-    /// conflated subscribers refilled in one turn share one serialisation.
+    /// Order-book snapshot tails (`,"msg":{book}}`) by market, valid until
+    /// the next event: conflated subscribers refilled in one turn share one
+    /// serialisation.
     snapshot_cache: HashMap<usize, Arc<str>>,
     /// Deltas queued in this turn, against `Limits::deltas_per_turn`: with
     /// thousands of subscribers the fan-out, not the view, is what costs,
@@ -1236,7 +1303,7 @@ impl Server {
                 return;
             }
             w.queue.push_back(Outbound {
-                text,
+                text: Text::Owned(text),
                 sid: 0,
                 seq: 0,
                 book: false,
@@ -1538,7 +1605,7 @@ impl Server {
         let body = Arc::clone(
             self.snapshot_cache
                 .entry(market)
-                .or_insert_with(|| view.market(market).book_json(0).to_string().into()),
+                .or_insert_with(|| book_tail(&view.market(market).book_json(0).to_string())),
         );
         let Some(Conn::Ws(w)) = self.conns.get_mut(&token) else {
             return;
@@ -1549,9 +1616,10 @@ impl Server {
         sub.seq += 1;
         let seq = sub.seq;
         w.queue.push_back(Outbound {
-            text: format!(
-                r#"{{"type":"orderbook_snapshot","sid":{sid},"seq":{seq},"msg":{body}}}"#
-            ),
+            text: Text::Book {
+                kind: BookKind::Snapshot,
+                tail: body,
+            },
             sid,
             seq,
             book: true,
@@ -1792,7 +1860,7 @@ impl Server {
                     }
                 }
                 self.stats.messages_sent.fetch_add(1, Ordering::Relaxed);
-                match w.ws.write(Message::text(m.text)) {
+                match w.ws.write(Message::text(m.render())) {
                     Ok(()) => {}
                     // The frame is buffered inside tungstenite; wait for writable.
                     Err(tungstenite::Error::Io(e)) if would_block(&e) => {
@@ -1817,7 +1885,7 @@ impl Server {
     /// socket, so the snapshot sent when the queue drains carries the next
     /// `seq` and the client never sees a gap. It also conflates (keeping
     /// what is queued) once this turn's `Limits::deltas_per_turn` are spent.
-    fn push_delta(&mut self, token: usize, sid: u64, body: &str) {
+    fn push_delta(&mut self, token: usize, sid: u64, tail: &Arc<str>) {
         let limit = self.config.limits.outbound_queue_messages;
         let budget = self.config.limits.deltas_per_turn;
         let Some(Conn::Ws(w)) = self.conns.get_mut(&token) else {
@@ -1837,9 +1905,10 @@ impl Server {
             sub.seq += 1;
             let seq = sub.seq;
             w.queue.push_back(Outbound {
-                text: format!(
-                    r#"{{"type":"orderbook_delta","sid":{sid},"seq":{seq},"msg":{body}}}"#
-                ),
+                text: Text::Book {
+                    kind: BookKind::Delta,
+                    tail: Arc::clone(tail),
+                },
                 sid,
                 seq,
                 book: true,
@@ -1941,9 +2010,10 @@ impl Server {
                 let inst = m.config.instrument;
                 let subs = Self::subscribers(&self.market_subs, Channel::OrderbookDelta, inst);
                 if !subs.is_empty() {
-                    let body = m.delta_json(&change).to_string();
+                    // Rendered once for every subscriber of the event.
+                    let tail = book_tail(&m.delta_json(&change).to_string());
                     for (token, sid) in subs {
-                        self.push_delta(token, sid, &body);
+                        self.push_delta(token, sid, &tail);
                     }
                 }
                 self.ticker_dirty.insert(market);
@@ -2581,5 +2651,45 @@ fn set_send_buffer(stream: &TcpStream, bytes: usize) {
             (&value as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn book(kind: BookKind, sid: u64, seq: u64, body: &str) -> String {
+        Outbound {
+            text: Text::Book {
+                kind,
+                tail: book_tail(body),
+            },
+            sid,
+            seq,
+            book: true,
+        }
+        .render()
+    }
+
+    #[test]
+    fn shared_tails_render_the_messages_clients_see() {
+        let body = r#"{"market_ticker":"X","price":4,"delta":-3,"side":"yes"}"#;
+        for (sid, seq) in [(0, 0), (1, 9), (7, 10), (42, 1234567), (u64::MAX, u64::MAX)] {
+            assert_eq!(
+                book(BookKind::Delta, sid, seq, body),
+                format!(r#"{{"type":"orderbook_delta","sid":{sid},"seq":{seq},"msg":{body}}}"#)
+            );
+            assert_eq!(
+                book(BookKind::Snapshot, sid, seq, body),
+                format!(r#"{{"type":"orderbook_snapshot","sid":{sid},"seq":{seq},"msg":{body}}}"#)
+            );
+        }
+        let owned = Outbound {
+            text: Text::Owned("as is".into()),
+            sid: 0,
+            seq: 0,
+            book: false,
+        };
+        assert_eq!(owned.render(), "as is");
     }
 }
