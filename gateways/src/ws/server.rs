@@ -26,7 +26,7 @@ use mio::{Events, Interest, Poll, Token};
 use ringex_core::pipeline::{
     wall_clock_ns, CommandSender, Metrics, MetricsSnapshot, SinkHandle, SubmitError,
 };
-use ringex_core::records::{Command, Event, EventView, Outcome, RejectReason, Side};
+use ringex_core::records::{Command, Event, EventKind, EventView, Outcome, RejectReason, Side};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
@@ -125,6 +125,38 @@ fn push_u64(s: &mut String, mut v: u64) {
     // ASCII digits only.
     s.push_str(std::str::from_utf8(&digits[i..]).unwrap_or_default());
 }
+
+/// A multiplicative hasher (rustc-hash's constant) for keys the gateway
+/// assigns itself: connection tokens. No client chooses them, so there is
+/// nothing to gain from SipHash, which costs more than the rest of a
+/// delta's fan-out to one subscriber.
+#[derive(Default, Clone, Copy)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0 ^ v).wrapping_mul(0xf135_7aea_2e62_a9c5);
+    }
+
+    fn write_usize(&mut self, v: usize) {
+        self.write_u64(v as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        // The high bits of the product are the mixed ones; hashbrown takes
+        // the bucket from the low bits.
+        self.0.rotate_left(26)
+    }
+}
+
+type IdMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<IdHasher>>;
+type IdSet<K> = HashSet<K, std::hash::BuildHasherDefault<IdHasher>>;
 
 /// `,"msg":<body>}`: the shared tail of a book message.
 fn book_tail(body: &str) -> Arc<str> {
@@ -233,7 +265,7 @@ enum HttpOutcome {
 pub(super) struct Server {
     poll: Poll,
     listener: TcpListener,
-    conns: HashMap<usize, Conn>,
+    conns: IdMap<usize, Conn>,
     next_token: usize,
     config: GatewayConfig,
     keys: HashMap<String, u32>,
@@ -250,7 +282,7 @@ pub(super) struct Server {
     pending: HashMap<u64, Pending>,
     deferred: Vec<Deferred>,
     client_ids: HashMap<(u32, u64), String>,
-    dirty: HashSet<usize>,
+    dirty: IdSet<usize>,
     ticker_dirty: BTreeSet<usize>,
     to_close: Vec<usize>,
     halted: bool,
@@ -295,7 +327,7 @@ impl Server {
         Ok(Server {
             poll,
             listener,
-            conns: HashMap::new(),
+            conns: IdMap::default(),
             next_token: 1,
             config,
             keys,
@@ -310,7 +342,7 @@ impl Server {
             pending: HashMap::new(),
             deferred: Vec::new(),
             client_ids: HashMap::new(),
-            dirty: HashSet::new(),
+            dirty: IdSet::default(),
             ticker_dirty: BTreeSet::new(),
             to_close: Vec::new(),
             halted: false,
@@ -1973,7 +2005,13 @@ impl Server {
         if !self.snapshot_cache.is_empty() {
             self.snapshot_cache.clear();
         }
-        let effect = self.view.apply(event, wall_clock_ns());
+        // Only trades carry a time stamp: the clock is read for them alone.
+        let now_ns = if event.event_kind() == Some(EventKind::Trade) {
+            wall_clock_ns()
+        } else {
+            0
+        };
+        let effect = self.view.apply(event, now_ns);
         self.fan_out(&effect);
         if self.pending.contains_key(&event.sequence) {
             self.answer_pending(event, &effect);
