@@ -38,8 +38,9 @@
 //! pipeline's stage threads plus a producer and a sink thread; with the
 //! two-core preset none of them busy-spins. [`fix_perf`] adds the FIX
 //! acceptor's event loop and a writer and a reader thread per session;
-//! [`ws_perf`] adds the WebSocket gateway's event loop, a load driver and
-//! the subscribers' client threads. Results and the commands that produce
+//! [`ws_perf`] adds the WebSocket gateway's event loop and a load driver,
+//! and runs the subscribers' client threads in a second process (the same
+//! binary, re-executed). Results and the commands that produce
 //! them are collected in `docs/performance.md`.
 //!
 //! ```

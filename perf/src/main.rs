@@ -25,7 +25,9 @@ use ringex_perf::replay_perf::{render_replay, run_replay, write_replay_results, 
 use ringex_perf::results::ResultsDir;
 use ringex_perf::scale::{render_scale, run_scale, ScaleOptions};
 use ringex_perf::throughput::{render_core, run_core, CoreOptions};
-use ringex_perf::ws_perf::{render_ws, run_ws, write_ws_results, WsOptions};
+use ringex_perf::ws_perf::{
+    render_ws, run_subscriber_process, run_ws, write_ws_results, SubscriberArgs, WsOptions,
+};
 
 #[derive(Parser, Debug)]
 #[command(name = "ringex-perf", version, about = "Measure the ringex engine")]
@@ -62,6 +64,25 @@ enum Cmd {
     Ws(WsArgs),
     /// FIX NewOrderSingle -> ExecutionReport round trips vs raw TCP ping-pong; orders/s per session count.
     Fix(FixArgs),
+    /// The subscriber process of `ws` (started by `ws` itself, not by hand).
+    #[command(name = "ws-subscribers", hide = true)]
+    WsSubscribers(WsSubscribersArgs),
+}
+
+#[derive(Args, Debug)]
+struct WsSubscribersArgs {
+    /// The gateway's address.
+    #[arg(long)]
+    addr: std::net::SocketAddr,
+    /// The submit-time table the driver writes.
+    #[arg(long)]
+    shared: std::path::PathBuf,
+    /// Subscribers to connect.
+    #[arg(long)]
+    subscribers: usize,
+    /// Client threads sharing them.
+    #[arg(long)]
+    client_threads: usize,
 }
 
 #[derive(Args, Debug)]
@@ -867,6 +888,15 @@ fn main() -> anyhow::Result<()> {
             let dir = ResultsDir::create(a.common.out.as_deref(), "ws")?;
             let (text, report) = ws_report(opts, &dir, loaded.as_ref())?;
             emit(&text, &report, a.common.json)?;
+        }
+        Cmd::WsSubscribers(a) => {
+            run_subscriber_process(&SubscriberArgs {
+                addr: a.addr,
+                shared: a.shared,
+                subscribers: a.subscribers,
+                client_threads: a.client_threads,
+            })
+            .context("ws subscriber process failed")?;
         }
         Cmd::Compare(a) => {
             let dir = ResultsDir::create(a.common.out.as_deref(), "compare")?;

@@ -1,16 +1,38 @@
 //! `ringex-perf ws`: WebSocket market-data fan-out over loopback.
 //!
-//! One process holds everything: a pipeline, a [`WsGateway`] on
-//! `127.0.0.1:0`, an open-loop load driver and the subscribers. Unlike the
-//! single-threaded scenarios, this one runs several threads of its own.
+//! Two processes. The gateway process (the one the user started) holds a
+//! pipeline, a [`WsGateway`] on `127.0.0.1:0` and an open-loop load
+//! driver. The subscribers run in a second process: the same binary
+//! re-executed (`std::env::current_exe()`) with the hidden subcommand
+//! [`SUBSCRIBER_COMMAND`]. Each process then holds one descriptor per
+//! subscriber (the gateway's socket, the client's socket), so 10,000
+//! subscribers fit under a hard `RLIMIT_NOFILE` of 20,000; in one process
+//! they would need two each. It is also how a real measurement separates
+//! the system under test from its load.
 //!
-//! # Threads
+//! # Processes and threads
 //!
-//! | Thread | Owns |
-//! |--------|------|
-//! | the calling thread (the driver) | the pipeline, the gateway handle and the [`CommandSender`]; submits the order flow at `--rate` and records each command's send time in a table the clients read |
-//! | `ws-client-N` (a few) | a `mio` poll and its share of the subscriber sockets, each with its partial-frame buffer and `seq` check; a latency histogram |
-//! | pipeline stages, `ringex-ws` | as in `ringex_core::pipeline` and `ringex_gateways::ws` |
+//! | Process | Thread | Owns |
+//! |---------|--------|------|
+//! | gateway | the calling thread (the driver) | the pipeline, the gateway handle, the [`CommandSender`] and the submit-time table (writes it); submits the order flow at `--rate` |
+//! | gateway | `ws-child-out`, `ws-child-err` | the subscriber process's stdout (lines to a channel) and stderr (its tail) |
+//! | gateway | pipeline stages, `ringex-ws` | as in `ringex_core::pipeline` and `ringex_gateways::ws` |
+//! | gateway | the driver, stall phase | also the one stalled subscriber's socket (it never reads; no subscriber process then) |
+//! | subscriber | its main thread | connects the subscribers (with a few helper threads), then waits for its stdin to close and reports |
+//! | subscriber | `ws-client-N` (a few) | a `mio` poll and its share of the subscriber sockets, each with its partial-frame buffer and `seq` check; a latency histogram |
+//!
+//! The submit-time table is a memory-mapped file in a temporary folder:
+//! the driver stores, per command, the `CLOCK_MONOTONIC` time of its
+//! `try_submit` ([`monotonic_ns`]; the clock is system-wide, so it
+//! compares across the two processes), and the measured window; the
+//! client threads read it. The subscriber process says `ready <n>` on its
+//! stdout once connected; the gateway process closes the child's stdin to
+//! stop it, and the child answers with one `report <json>` line: its
+//! counters and its latency histogram's buckets. Every wait on the child
+//! is bounded; a child that exits or hangs ends the run with an error
+//! naming its exit status and its stderr, and it is killed, never left
+//! behind. A gateway process that dies closes the child's stdin, so the
+//! child stops too.
 //!
 //! # What one book update is, and what is timed
 //!
@@ -32,7 +54,7 @@
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -44,7 +66,7 @@ use ringex_core::pipeline::{CommandSender, Pipeline, PipelineConfig, SubmitError
 use ringex_core::records::{Command, OrderSpec, Outcome, Side};
 use ringex_core::EngineConfig;
 use ringex_gateways::ws::{GatewayConfig, MarketConfig, WsGateway};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::RingexConfig;
 use crate::error::{Error, Result};
@@ -226,8 +248,8 @@ pub struct WsReport {
     pub options: WsOptions,
     /// `RLIMIT_NOFILE` (soft, hard) after raising the soft limit.
     pub nofile_limit: (u64, u64),
-    /// Most subscribers the descriptor limit allows in this process (each
-    /// costs two descriptors: the client's socket and the gateway's).
+    /// Most subscribers the descriptor limit allows (each costs one
+    /// descriptor in the gateway process and one in the subscriber process).
     pub max_subscribers: usize,
     /// One per subscriber count.
     pub fanout: Vec<FanoutResult>,
@@ -260,39 +282,135 @@ pub fn raise_nofile_limit() -> (u64, u64) {
     (lim.rlim_cur, lim.rlim_max)
 }
 
-/// State the driver writes and the subscribers read.
+/// Now on `CLOCK_MONOTONIC`, nanoseconds. The clock is system-wide, so
+/// the driver's submit times and the subscriber process's receive times
+/// compare directly (an [`Instant`] cannot cross a process boundary).
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the call;
+    // CLOCK_MONOTONIC is always supported on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Marks a file as this harness's submit-time table (and its layout version).
+const SHARED_MAGIC: u64 = 0x5753_5045_5246_0001;
+/// Words before the two tables: magic, orders, window start, window end.
+const SHARED_HEADER: usize = 4;
+
+/// The submit-time table the driver writes and the subscribers read: a
+/// memory-mapped file shared by the gateway process (the driver writes
+/// it) and the subscriber process (its client threads read it).
+///
+/// Layout, all `u64` words accessed only atomically: `magic`, `orders`,
+/// `window_start`, `window_end` (monotonic ns, `u64::MAX` until known),
+/// then `placed[orders]` and `cancelled[orders]`: the `CLOCK_MONOTONIC`
+/// time at which the driver submitted the command that placed (cancelled)
+/// order `k`, 0 = not sent.
 struct Shared {
-    origin: Instant,
-    /// Submit time (ns since `origin`, 0 = not sent) of the command that
-    /// placed order `k`.
-    placed: Vec<AtomicU64>,
-    /// Submit time of the command that cancelled order `k`.
-    cancelled: Vec<AtomicU64>,
-    /// The measured window, ns since `origin` (`u64::MAX` until known).
-    window_start: AtomicU64,
-    window_end: AtomicU64,
-    stop: AtomicBool,
+    map: memmap2::MmapMut,
+    orders: usize,
 }
 
 impl Shared {
-    fn new(orders: usize) -> Shared {
-        Shared {
-            origin: Instant::now(),
-            placed: (0..orders).map(|_| AtomicU64::new(0)).collect(),
-            cancelled: (0..orders).map(|_| AtomicU64::new(0)).collect(),
-            window_start: AtomicU64::new(u64::MAX),
-            window_end: AtomicU64::new(u64::MAX),
-            stop: AtomicBool::new(false),
+    fn words_for(orders: usize) -> usize {
+        SHARED_HEADER + 2 * orders
+    }
+
+    /// Creates the table in a new file at `path`.
+    fn create(path: &Path, orders: usize) -> Result<Shared> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)?;
+        file.set_len((Shared::words_for(orders) * 8) as u64)?;
+        // SAFETY: the file was just created by this process and is only
+        // ever accessed through `Shared`, i.e. with atomic word operations
+        // (by this process and the subscriber process); nobody truncates it.
+        let map = unsafe { memmap2::MmapMut::map_mut(&file)? };
+        Ok(Shared::init(map, orders))
+    }
+
+    /// A table in anonymous memory, for a driver with no subscriber process.
+    fn anonymous(orders: usize) -> Result<Shared> {
+        let map = memmap2::MmapMut::map_anon(Shared::words_for(orders) * 8)?;
+        Ok(Shared::init(map, orders))
+    }
+
+    fn init(map: memmap2::MmapMut, orders: usize) -> Shared {
+        let s = Shared { map, orders };
+        let w = s.words();
+        w[1].store(orders as u64, Ordering::Relaxed);
+        w[2].store(u64::MAX, Ordering::Relaxed);
+        w[3].store(u64::MAX, Ordering::Relaxed);
+        w[0].store(SHARED_MAGIC, Ordering::Release);
+        s
+    }
+
+    /// Maps the table another process created at `path`.
+    fn open(path: &Path) -> Result<Shared> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)?;
+        // SAFETY: as in `create`: the file is only accessed through
+        // `Shared`'s atomic word operations and never truncated while mapped.
+        let map = unsafe { memmap2::MmapMut::map_mut(&file)? };
+        let bad = |m: &str| Error::Unexpected(format!("{}: {m}", path.display()));
+        if map.len() < SHARED_HEADER * 8 {
+            return Err(bad("too short for a submit-time table"));
+        }
+        let s = Shared { map, orders: 0 };
+        if s.words()[0].load(Ordering::Acquire) != SHARED_MAGIC {
+            return Err(bad("not a submit-time table"));
+        }
+        let orders = s.words()[1].load(Ordering::Relaxed) as usize;
+        if s.map.len() != Shared::words_for(orders) * 8 {
+            return Err(bad("size does not match its order count"));
+        }
+        Ok(Shared { orders, ..s })
+    }
+
+    fn words(&self) -> &[AtomicU64] {
+        // SAFETY: the mapping is page-aligned (so 8-aligned), its length
+        // is a multiple of 8 and it lives as long as `self`. `AtomicU64`
+        // has the size and alignment of `u64`. The memory is never
+        // accessed through a `&mut [u8]` (no `DerefMut` of the map), only
+        // through these atomics, in this process and the other.
+        unsafe {
+            std::slice::from_raw_parts(self.map.as_ptr().cast::<AtomicU64>(), self.map.len() / 8)
         }
     }
 
+    fn window_start(&self) -> &AtomicU64 {
+        &self.words()[2]
+    }
+
+    fn window_end(&self) -> &AtomicU64 {
+        &self.words()[3]
+    }
+
+    /// Submit time of the command that placed order `k`.
+    fn placed(&self, k: usize) -> Option<&AtomicU64> {
+        (k < self.orders).then(|| &self.words()[SHARED_HEADER + k])
+    }
+
+    /// Submit time of the command that cancelled order `k`.
+    fn cancelled(&self, k: usize) -> Option<&AtomicU64> {
+        (k < self.orders).then(|| &self.words()[SHARED_HEADER + self.orders + k])
+    }
+
     fn now(&self) -> u64 {
-        self.origin.elapsed().as_nanos() as u64
+        monotonic_ns()
     }
 
     fn in_window(&self, t: u64) -> bool {
-        t >= self.window_start.load(Ordering::Acquire)
-            && t < self.window_end.load(Ordering::Acquire)
+        t >= self.window_start().load(Ordering::Acquire)
+            && t < self.window_end().load(Ordering::Acquire)
     }
 }
 
@@ -452,7 +570,7 @@ fn drive(ex: &mut Exchange, shared: &Shared, opts: &WsOptions) -> Result<Driven>
     let start = shared.now() + 1_000_000;
     let deadline = start + ((opts.warmup + opts.duration) * 2.0e9) as u64 + 1_000_000_000;
     let at = |i: u64| start + (i as u128 * 1_000_000_000 / rate) as u64;
-    shared.window_start.store(at(warm), Ordering::Release);
+    shared.window_start().store(at(warm), Ordering::Release);
     let mut busy = 0u64;
     let mut i = 0u64;
     let mut before = None;
@@ -472,12 +590,13 @@ fn drive(ex: &mut Exchange, shared: &Shared, opts: &WsOptions) -> Result<Driven>
                 before = Some(metrics.snapshot());
             }
             let (cmd, order, placed) = flow_command(i, opts.live_orders);
-            let slots = if placed {
-                &shared.placed
+            let slot = if placed {
+                shared.placed(order as usize)
             } else {
-                &shared.cancelled
+                shared.cancelled(order as usize)
             };
-            slots[order as usize].store(shared.now().max(1), Ordering::Release);
+            slot.ok_or_else(|| Error::Unexpected(format!("order {order} past the table")))?
+                .store(shared.now().max(1), Ordering::Release);
             submit(&mut ex.sender, cmd, &mut busy)?;
             if i >= warm {
                 measured += 1;
@@ -486,7 +605,7 @@ fn drive(ex: &mut Exchange, shared: &Shared, opts: &WsOptions) -> Result<Driven>
         }
     }
     let end = shared.now();
-    shared.window_end.store(end, Ordering::Release);
+    shared.window_end().store(end, Ordering::Release);
     // The engine's rate over the window: wait (bounded) for it to apply
     // what was sent, so a backlog counts against it.
     let sent_total = metrics.snapshot().submitted;
@@ -642,9 +761,9 @@ impl Sub {
             let sent = number_after(text, br#""delta":"#).and_then(|d| {
                 let k = (d.unsigned_abs() as usize).checked_sub(1)?;
                 let slot = if d > 0 {
-                    shared.placed.get(k)?
+                    shared.placed(k)?
                 } else {
-                    shared.cancelled.get(k)?
+                    shared.cancelled(k)?
                 };
                 Some(slot.load(Ordering::Acquire))
             });
@@ -708,8 +827,12 @@ impl Sub {
     }
 }
 
-/// A client thread: owns `socks`, reads until `shared.stop`.
-fn client_thread(socks: Vec<Connected>, shared: Arc<Shared>) -> std::io::Result<ClientTally> {
+/// A client thread: owns `socks`, reads until `stop`.
+fn client_thread(
+    socks: Vec<Connected>,
+    shared: Arc<Shared>,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<ClientTally> {
     let mut poll = Poll::new()?;
     let mut subs = Vec::with_capacity(socks.len());
     for (i, (s, leftover)) in socks.into_iter().enumerate() {
@@ -737,7 +860,7 @@ fn client_thread(socks: Vec<Connected>, shared: Arc<Shared>) -> std::io::Result<
     }
     let mut events = Events::with_capacity(1024);
     let mut chunk = vec![0u8; 64 * 1024];
-    while !shared.stop.load(Ordering::Acquire) {
+    while !stop.load(Ordering::Acquire) {
         if let Err(e) = poll.poll(&mut events, Some(Duration::from_millis(5))) {
             if e.kind() != std::io::ErrorKind::Interrupted {
                 return Err(e);
@@ -797,6 +920,300 @@ fn connect_all(addr: SocketAddr, n: usize, threads: usize) -> Result<Vec<Vec<Con
     Ok(out)
 }
 
+// ------------------------------------------------------ subscriber process
+
+/// The hidden `ringex-perf` subcommand that runs the subscribers: the
+/// gateway process re-executes its own binary with it.
+pub const SUBSCRIBER_COMMAND: &str = "ws-subscribers";
+
+/// A fault for the tests: with this set to `after-ready` in its
+/// environment, the subscriber process exits with status 3 right after
+/// saying `ready`, and the gateway process must end the run with an error.
+pub const CHILD_EXIT_ENV: &str = "RINGEX_PERF_WS_CHILD_EXIT";
+
+/// Arguments of the subscriber process ([`SUBSCRIBER_COMMAND`]).
+#[derive(Debug, Clone)]
+pub struct SubscriberArgs {
+    /// The gateway's address.
+    pub addr: SocketAddr,
+    /// The submit-time table the driver writes.
+    pub shared: PathBuf,
+    /// Subscribers to connect.
+    pub subscribers: usize,
+    /// Client threads sharing them.
+    pub client_threads: usize,
+}
+
+/// What the subscriber process reports back: one line on its stdout,
+/// `report ` and this as JSON.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct SubscriberReport {
+    deltas: u64,
+    conflation_snapshots: u64,
+    window_messages: u64,
+    seq_errors: u64,
+    closed: u64,
+    /// Updates per subscriber.
+    updates: Vec<u64>,
+    /// The latency histogram's recorded buckets: (value in ns, count).
+    latency: Vec<(u64, u64)>,
+}
+
+impl SubscriberReport {
+    fn add(&mut self, t: ClientTally) {
+        self.deltas += t.deltas;
+        self.conflation_snapshots += t.conflation_snapshots;
+        self.window_messages += t.window_messages;
+        self.seq_errors += t.seq_errors;
+        self.closed += t.closed;
+        self.updates.extend(t.updates);
+        if let Some(h) = &t.latency {
+            self.latency.extend(
+                h.iter_recorded()
+                    .map(|v| (v.value_iterated_to(), v.count_at_value())),
+            );
+        }
+    }
+
+    /// The latency histogram rebuilt from its buckets.
+    fn histogram(&self) -> Result<Histogram<u64>> {
+        let mut h = new_histogram();
+        for &(value, count) in &self.latency {
+            h.record_n(value, count)
+                .map_err(|e| Error::Unexpected(format!("latency bucket {value}: {e}")))?;
+        }
+        Ok(h)
+    }
+}
+
+/// The subscriber process: connects and subscribes `args.subscribers`
+/// sockets to the gateway, writes `ready <n>` on stdout, reads them on
+/// `args.client_threads` client threads until its stdin is closed (the
+/// gateway process's signal to stop, which also comes if that process
+/// dies), then writes `report <json>` and returns.
+///
+/// The calling thread connects (with a few helper threads), then waits
+/// on stdin; each `ws-client-N` thread owns its sockets and tally. The
+/// submit times come from the memory-mapped table at `args.shared`,
+/// receive times from the same `CLOCK_MONOTONIC`.
+pub fn run_subscriber_process(args: &SubscriberArgs) -> Result<()> {
+    if args.subscribers == 0 || args.client_threads == 0 {
+        return Err(Error::Unexpected(
+            "--subscribers and --client-threads must be positive".into(),
+        ));
+    }
+    raise_nofile_limit();
+    let shared = Arc::new(Shared::open(&args.shared)?);
+    let threads = args.client_threads.min(args.subscribers);
+    let socks = connect_all(args.addr, args.subscribers, threads)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = socks
+        .into_iter()
+        .enumerate()
+        .map(|(i, socks)| {
+            let shared = Arc::clone(&shared);
+            let stop = Arc::clone(&stop);
+            std::thread::Builder::new()
+                .name(format!("ws-client-{i}"))
+                .spawn(move || client_thread(socks, shared, stop))
+        })
+        .collect::<std::io::Result<_>>()?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "ready {}", args.subscribers)?;
+    out.flush()?;
+    if std::env::var_os(CHILD_EXIT_ENV).is_some_and(|v| v == "after-ready") {
+        // The tests' way to check that the gateway process notices.
+        eprintln!("exiting after ready as {CHILD_EXIT_ENV} asks");
+        std::process::exit(3);
+    }
+    // Until the gateway process closes our stdin (or exits).
+    let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+    stop.store(true, Ordering::Release);
+    let mut report = SubscriberReport::default();
+    for c in clients {
+        report.add(
+            c.join()
+                .map_err(|_| Error::Unexpected("a client thread panicked".into()))??,
+        );
+    }
+    let json = serde_json::to_string(&report)
+        .map_err(|e| Error::Unexpected(format!("encoding the report: {e}")))?;
+    writeln!(out, "report {json}")?;
+    out.flush()?;
+    Ok(())
+}
+
+/// The gateway process's handle on the subscriber process. Every wait on
+/// it is bounded; on a failure, and when dropped, the child is killed
+/// and reaped, so no path leaves it behind.
+struct SubscriberProcess {
+    child: std::process::Child,
+    /// Closed to tell the child to stop.
+    stdin: Option<std::process::ChildStdin>,
+    /// The child's stdout lines, read by a helper thread; disconnected at
+    /// its end of file.
+    lines: std::sync::mpsc::Receiver<String>,
+    /// The child's stderr, read by a helper thread (its last 4 KiB).
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+impl SubscriberProcess {
+    fn spawn(
+        addr: SocketAddr,
+        table: &Path,
+        n: usize,
+        threads: usize,
+    ) -> Result<SubscriberProcess> {
+        use std::process::{Command, Stdio};
+        let exe = std::env::current_exe()?;
+        let mut child = Command::new(&exe)
+            .arg(SUBSCRIBER_COMMAND)
+            .arg("--addr")
+            .arg(addr.to_string())
+            .arg("--shared")
+            .arg(table)
+            .arg("--subscribers")
+            .arg(n.to_string())
+            .arg("--client-threads")
+            .arg(threads.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| {
+                Error::Unexpected(format!(
+                    "starting the subscriber process {}: {e}",
+                    exe.display()
+                ))
+            })?;
+        let (stdin, stdout, stderr) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take());
+        let (tx, lines) = std::sync::mpsc::channel();
+        if let Some(stdout) = stdout {
+            std::thread::Builder::new()
+                .name("ws-child-out".into())
+                .spawn(move || {
+                    use std::io::BufRead;
+                    for line in std::io::BufReader::new(stdout).lines() {
+                        let Ok(line) = line else { break };
+                        if tx.send(line).is_err() {
+                            break;
+                        }
+                    }
+                })?;
+        }
+        let stderr = match stderr {
+            Some(mut e) => Some(
+                std::thread::Builder::new()
+                    .name("ws-child-err".into())
+                    .spawn(move || {
+                        let mut tail = Vec::new();
+                        let mut chunk = [0u8; 4096];
+                        while let Ok(n) = e.read(&mut chunk) {
+                            if n == 0 {
+                                break;
+                            }
+                            tail.extend_from_slice(&chunk[..n]);
+                            let excess = tail.len().saturating_sub(4096);
+                            tail.drain(..excess);
+                        }
+                        String::from_utf8_lossy(&tail).into_owned()
+                    })?,
+            ),
+            None => None,
+        };
+        Ok(SubscriberProcess {
+            child,
+            stdin,
+            lines,
+            stderr,
+        })
+    }
+
+    /// The child's next stdout line, waiting at most `timeout`.
+    fn next_line(&mut self, what: &str, timeout: Duration) -> Result<String> {
+        use std::sync::mpsc::RecvTimeoutError;
+        match self.lines.recv_timeout(timeout) {
+            Ok(line) => Ok(line),
+            Err(RecvTimeoutError::Timeout) => Err(self.failure(format!(
+                "did not report {what} within {} s",
+                timeout.as_secs()
+            ))),
+            Err(RecvTimeoutError::Disconnected) => {
+                Err(self.failure(format!("ended before reporting {what}")))
+            }
+        }
+    }
+
+    /// An error if the child has exited.
+    fn check_alive(&mut self, when: &str) -> Result<()> {
+        match self.child.try_wait() {
+            Ok(None) => Ok(()),
+            _ => Err(self.failure(format!("exited {when}"))),
+        }
+    }
+
+    /// Kills and reaps the child; an error naming `what`, its exit status
+    /// and the end of its stderr.
+    fn failure(&mut self, what: String) -> Error {
+        let _ = self.child.kill();
+        let status = self
+            .child
+            .wait()
+            .map_or_else(|e| format!("unknown ({e})"), |s| s.to_string());
+        // The pipe is closed now that the child is gone, so this ends.
+        let stderr = self
+            .stderr
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
+        Error::Unexpected(format!(
+            "the subscriber process (pid {}) {what}; {status}; its stderr: {}",
+            self.child.id(),
+            if stderr.trim().is_empty() {
+                "(empty)"
+            } else {
+                stderr.trim()
+            }
+        ))
+    }
+
+    /// Tells the child to stop, waits (at most `timeout`) for its report
+    /// and then (at most 10 s) for its exit.
+    fn finish(mut self, timeout: Duration) -> Result<SubscriberReport> {
+        drop(self.stdin.take());
+        let line = self.next_line("its results", timeout)?;
+        let Some(json) = line.strip_prefix("report ") else {
+            return Err(self.failure(format!("answered {line:?} instead of its results")));
+        };
+        let report: SubscriberReport = serde_json::from_str(json)
+            .map_err(|e| self.failure(format!("sent results that do not parse ({e})")))?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) if status.success() => return Ok(report),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Ok(Some(_)) => return Err(self.failure("failed after its results".into())),
+                Ok(None) => {
+                    return Err(self.failure("did not exit within 10 s of its results".into()))
+                }
+                Err(e) => return Err(self.failure(format!("could not be waited for ({e})"))),
+            }
+        }
+    }
+}
+
+impl Drop for SubscriberProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// Waits (bounded) until `cond` holds.
 fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) -> Result<()> {
     let deadline = Instant::now() + timeout;
@@ -809,32 +1226,9 @@ fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) -> 
     Ok(())
 }
 
-fn run_fanout(opts: &WsOptions, requested: usize, max_subscribers: usize) -> Result<FanoutResult> {
-    let n = requested.min(max_subscribers);
-    let mut ex = Exchange::start(opts, n)?;
-    let stats = ex.gateway.stats();
-    let threads = opts.client_threads.min(n);
-    let socks = connect_all(ex.gateway.local_addr(), n, threads)?;
-    // Two subscriptions per subscriber: the book and the trades.
-    wait_until("every subscription", Duration::from_secs(60), || {
-        stats.subscriptions.load(Ordering::Relaxed) >= 2 * n as u64
-    })?;
-    let shared = Arc::new(Shared::new(opts.planned_orders()));
-    let clients: Vec<_> = socks
-        .into_iter()
-        .enumerate()
-        .map(|(i, socks)| {
-            let shared = Arc::clone(&shared);
-            std::thread::Builder::new()
-                .name(format!("ws-client-{i}"))
-                .spawn(move || client_thread(socks, shared))
-        })
-        .collect::<std::io::Result<_>>()?;
-    let conflations_before = stats.conflations.load(Ordering::Relaxed);
-    let driven = drive(&mut ex, &shared, opts)?;
-    let conflations = stats.conflations.load(Ordering::Relaxed) - conflations_before;
-    // Let the gateway finish writing what it still owes: until the count of
-    // messages written stays put for 300 ms (at most 10 s).
+/// Lets the gateway finish writing what it still owes: until its count of
+/// messages written stays put for 300 ms (at most 10 s).
+fn wait_for_quiet(stats: &ringex_gateways::ws::GatewayStats) {
     let quiet_deadline = Instant::now() + Duration::from_secs(10);
     let mut last = u64::MAX;
     while Instant::now() < quiet_deadline {
@@ -845,29 +1239,48 @@ fn run_fanout(opts: &WsOptions, requested: usize, max_subscribers: usize) -> Res
         last = now;
         std::thread::sleep(Duration::from_millis(300));
     }
-    shared.stop.store(true, Ordering::Release);
-    let mut tally = ClientTally::default();
-    let mut latency = new_histogram();
-    for c in clients {
-        let t = c
-            .join()
-            .map_err(|_| Error::Unexpected("a client thread panicked".into()))??;
-        tally.deltas += t.deltas;
-        tally.conflation_snapshots += t.conflation_snapshots;
-        tally.window_messages += t.window_messages;
-        tally.seq_errors += t.seq_errors;
-        tally.closed += t.closed;
-        tally.updates.extend(t.updates);
-        if let Some(h) = &t.latency {
-            latency
-                .add(h)
-                .map_err(|e| Error::Unexpected(format!("merging histograms: {e}")))?;
-        }
+}
+
+fn run_fanout(opts: &WsOptions, requested: usize, max_subscribers: usize) -> Result<FanoutResult> {
+    let n = requested.min(max_subscribers);
+    let mut ex = Exchange::start(opts, n)?;
+    let stats = ex.gateway.stats();
+    let threads = opts.client_threads.min(n);
+    let table = tempfile::Builder::new()
+        .prefix("ringex-perf-ws-times-")
+        .tempdir()?;
+    let table_path = table.path().join("submit-times");
+    let shared = Shared::create(&table_path, opts.planned_orders())?;
+    let mut child = SubscriberProcess::spawn(ex.gateway.local_addr(), &table_path, n, threads)?;
+    // Connecting and upgrading is one round trip per subscriber.
+    let connect_time = Duration::from_secs(60) + Duration::from_millis(5) * n as u32;
+    let ready = child.next_line("its subscribers to connect", connect_time)?;
+    if ready != format!("ready {n}") {
+        return Err(child.failure(format!("answered {ready:?} instead of \"ready {n}\"")));
     }
+    // Two subscriptions per subscriber: the book and the trades.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while stats.subscriptions.load(Ordering::Relaxed) < 2 * n as u64 {
+        child.check_alive("while its subscriptions were set up")?;
+        if Instant::now() > deadline {
+            return Err(Error::Unexpected(format!(
+                "timed out waiting for every subscription: {} of {}",
+                stats.subscriptions.load(Ordering::Relaxed),
+                2 * n
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let conflations_before = stats.conflations.load(Ordering::Relaxed);
+    let driven = drive(&mut ex, &shared, opts)?;
+    let conflations = stats.conflations.load(Ordering::Relaxed) - conflations_before;
+    wait_for_quiet(&stats);
+    let tally = child.finish(Duration::from_secs(60))?;
+    let latency = tally.histogram()?;
     let slow_disconnects = stats.slow_disconnects.load(Ordering::Relaxed);
     let report = ex.stop();
-    let window = shared.window_end.load(Ordering::Acquire) as f64
-        - shared.window_start.load(Ordering::Acquire) as f64;
+    let window = shared.window_end().load(Ordering::Acquire) as f64
+        - shared.window_start().load(Ordering::Acquire) as f64;
     let secs = (window / 1e9).max(1e-9);
     Ok(FanoutResult {
         requested,
@@ -910,7 +1323,7 @@ fn run_stall_phase(opts: &WsOptions, stalled: bool) -> Result<StallPhase> {
     } else {
         None
     };
-    let shared = Shared::new(opts.planned_orders());
+    let shared = Shared::anonymous(opts.planned_orders())?;
     let driven = drive(&mut ex, &shared, opts)?;
     let pipeline_latency = Percentiles::of(&ex.pipeline.metrics().latency());
     let conflations = stats.conflations.load(Ordering::Relaxed);
@@ -946,7 +1359,10 @@ fn set_receive_buffer(s: &std::net::TcpStream, bytes: i32) {
 pub fn run_ws(opts: WsOptions, progress: &Progress) -> Result<WsReport> {
     opts.check()?;
     let nofile_limit = raise_nofile_limit();
-    let max_subscribers = (nofile_limit.0.saturating_sub(FD_RESERVE) / 2) as usize;
+    // One descriptor per subscriber in each process: the gateway's socket
+    // here, the client's in the subscriber process (which inherits the
+    // raised limit).
+    let max_subscribers = nofile_limit.0.saturating_sub(FD_RESERVE) as usize;
     if max_subscribers == 0 {
         return Err(Error::Unexpected(format!(
             "RLIMIT_NOFILE {nofile_limit:?} leaves no room for a subscriber"
@@ -1044,7 +1460,7 @@ pub fn render_ws(r: &WsReport) -> String {
     );
     let _ = writeln!(
         s,
-        "fds:        RLIMIT_NOFILE {} (hard {}): at most {} subscribers in this process (two descriptors each)",
+        "fds:        RLIMIT_NOFILE {} (hard {}): at most {} subscribers (one descriptor each in the gateway and in the subscriber process)",
         r.nofile_limit.0, r.nofile_limit.1, r.max_subscribers
     );
     let _ = writeln!(
@@ -1225,9 +1641,9 @@ mod tests {
     #[test]
     fn frames_split_anywhere_are_parsed_and_checked_for_seq() {
         let (mut sub, _server) = sub_on_loopback();
-        let shared = Shared::new(16);
-        shared.placed[2].store(5, Ordering::Release);
-        shared.window_start.store(0, Ordering::Release);
+        let shared = Shared::anonymous(16).unwrap();
+        shared.placed(2).unwrap().store(5, Ordering::Release);
+        shared.window_start().store(0, Ordering::Release);
         let mut t = ClientTally {
             latency: Some(new_histogram()),
             ..ClientTally::default()

@@ -1,8 +1,12 @@
 //! `ringex-perf ws` end to end at a tiny size: the results folder is
 //! complete and the counts are consistent (every subscriber got updates,
-//! no `seq` rule broken). A functional test: no timing is asserted.
+//! no `seq` rule broken), with the subscribers in their own process. A
+//! subscriber process that dies ends the run with an error naming it, and
+//! the hidden subcommand refuses a bad table. Functional tests: no timing
+//! is asserted beyond "it does not hang".
 
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 #[test]
 fn ws_fans_out_to_every_subscriber_and_writes_its_results_folder() {
@@ -84,4 +88,68 @@ fn ws_fans_out_to_every_subscriber_and_writes_its_results_folder() {
             .contains("20 subscribers"),
         "one line per subscriber count"
     );
+}
+
+#[test]
+fn a_subscriber_process_that_dies_ends_the_run_with_a_clear_error() {
+    let out = tempfile::tempdir().expect("temp dir");
+    let started = Instant::now();
+    let run = Command::new(env!("CARGO_BIN_EXE_ringex-perf"))
+        .args([
+            "ws",
+            "--subscribers",
+            "5",
+            "--rate",
+            "1000",
+            "--duration",
+            "0.5",
+            "--warmup",
+            "0",
+            "--live-orders",
+            "20",
+            "--out",
+        ])
+        .arg(out.path().join("ws"))
+        .env("RINGEX_PERF_WS_CHILD_EXIT", "after-ready")
+        .output()
+        .expect("ringex-perf runs");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success(), "the run must fail:\n{stderr}");
+    assert!(
+        stderr.contains("subscriber process") && stderr.contains("exit status: 3"),
+        "the error names the child and its exit status:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("exiting after ready"),
+        "the error carries the child's stderr:\n{stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "bounded waits: {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn the_subscriber_subcommand_refuses_a_file_that_is_not_a_table() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bogus = dir.path().join("not-a-table");
+    std::fs::write(&bogus, [0u8; 64]).expect("write");
+    let run = Command::new(env!("CARGO_BIN_EXE_ringex-perf"))
+        .args([
+            "ws-subscribers",
+            "--addr",
+            "127.0.0.1:9",
+            "--subscribers",
+            "1",
+            "--client-threads",
+            "1",
+            "--shared",
+        ])
+        .arg(&bogus)
+        .output()
+        .expect("ringex-perf runs");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success(), "{stderr}");
+    assert!(stderr.contains("not a submit-time table"), "{stderr}");
 }

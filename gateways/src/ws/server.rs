@@ -26,7 +26,7 @@ use mio::{Events, Interest, Poll, Token};
 use ringex_core::pipeline::{
     wall_clock_ns, CommandSender, Metrics, MetricsSnapshot, SinkHandle, SubmitError,
 };
-use ringex_core::records::{Command, Event, EventView, Outcome, RejectReason, Side};
+use ringex_core::records::{Command, Event, EventKind, EventView, Outcome, RejectReason, Side};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
@@ -62,11 +62,109 @@ fn would_block(e: &io::Error) -> bool {
 
 /// One queued outbound WebSocket message.
 struct Outbound {
-    text: String,
+    text: Text,
     sid: u64,
     seq: u64,
     /// An order-book message (snapshot or delta): conflatable.
     book: bool,
+}
+
+/// A queued message's text. Book messages keep the per-event part shared
+/// by every subscriber (rendered once per event, or per snapshot refill)
+/// and are put together with their `sid` and `seq` only when handed to
+/// tungstenite, so the fan-out costs a reference count per subscriber and
+/// messages dropped by conflation are never rendered.
+enum Text {
+    /// A whole message.
+    Owned(String),
+    /// `{"type":"<kind>","sid":<sid>,"seq":<seq>` followed by `tail`
+    /// (`,"msg":{...}}`).
+    Book { kind: BookKind, tail: Arc<str> },
+}
+
+#[derive(Clone, Copy)]
+enum BookKind {
+    Delta,
+    Snapshot,
+}
+
+impl Outbound {
+    /// The message as clients see it.
+    fn render(self) -> String {
+        let (kind, tail) = match self.text {
+            Text::Owned(s) => return s,
+            Text::Book { kind, tail } => (kind, tail),
+        };
+        let head: &str = match kind {
+            BookKind::Delta => r#"{"type":"orderbook_delta","sid":"#,
+            BookKind::Snapshot => r#"{"type":"orderbook_snapshot","sid":"#,
+        };
+        // 20 digits bound a u64.
+        let mut s = String::with_capacity(head.len() + 20 + 7 + 20 + tail.len());
+        s.push_str(head);
+        push_u64(&mut s, self.sid);
+        s.push_str(r#","seq":"#);
+        push_u64(&mut s, self.seq);
+        s.push_str(&tail);
+        s
+    }
+}
+
+/// Appends `v` in decimal (what `format!("{v}")` writes).
+fn push_u64(s: &mut String, mut v: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    // ASCII digits only.
+    s.push_str(std::str::from_utf8(&digits[i..]).unwrap_or_default());
+}
+
+/// A multiplicative hasher (rustc-hash's constant) for keys the gateway
+/// assigns itself: connection tokens. No client chooses them, so there is
+/// nothing to gain from SipHash, which costs more than the rest of a
+/// delta's fan-out to one subscriber.
+#[derive(Default, Clone, Copy)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0 ^ v).wrapping_mul(0xf135_7aea_2e62_a9c5);
+    }
+
+    fn write_usize(&mut self, v: usize) {
+        self.write_u64(v as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        // The high bits of the product are the mixed ones; hashbrown takes
+        // the bucket from the low bits.
+        self.0.rotate_left(26)
+    }
+}
+
+type IdMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<IdHasher>>;
+type IdSet<K> = HashSet<K, std::hash::BuildHasherDefault<IdHasher>>;
+
+/// `,"msg":<body>}`: the shared tail of a book message.
+fn book_tail(body: &str) -> Arc<str> {
+    let mut s = String::with_capacity(body.len() + 8);
+    s.push_str(r#","msg":"#);
+    s.push_str(body);
+    s.push('}');
+    s.into()
 }
 
 struct Subscription {
@@ -167,7 +265,7 @@ enum HttpOutcome {
 pub(super) struct Server {
     poll: Poll,
     listener: TcpListener,
-    conns: HashMap<usize, Conn>,
+    conns: IdMap<usize, Conn>,
     next_token: usize,
     config: GatewayConfig,
     keys: HashMap<String, u32>,
@@ -184,12 +282,13 @@ pub(super) struct Server {
     pending: HashMap<u64, Pending>,
     deferred: Vec<Deferred>,
     client_ids: HashMap<(u32, u64), String>,
-    dirty: HashSet<usize>,
+    dirty: IdSet<usize>,
     ticker_dirty: BTreeSet<usize>,
     to_close: Vec<usize>,
     halted: bool,
-    /// Order-book snapshot bodies by market, valid until the next event:
-    /// conflated subscribers refilled in one turn share one serialisation.
+    /// Order-book snapshot tails (`,"msg":{book}}`) by market, valid until
+    /// the next event: conflated subscribers refilled in one turn share one
+    /// serialisation.
     snapshot_cache: HashMap<usize, Arc<str>>,
     /// Deltas queued in this turn, against `Limits::deltas_per_turn`: with
     /// thousands of subscribers the fan-out, not the view, is what costs,
@@ -228,7 +327,7 @@ impl Server {
         Ok(Server {
             poll,
             listener,
-            conns: HashMap::new(),
+            conns: IdMap::default(),
             next_token: 1,
             config,
             keys,
@@ -243,7 +342,7 @@ impl Server {
             pending: HashMap::new(),
             deferred: Vec::new(),
             client_ids: HashMap::new(),
-            dirty: HashSet::new(),
+            dirty: IdSet::default(),
             ticker_dirty: BTreeSet::new(),
             to_close: Vec::new(),
             halted: false,
@@ -1236,7 +1335,7 @@ impl Server {
                 return;
             }
             w.queue.push_back(Outbound {
-                text,
+                text: Text::Owned(text),
                 sid: 0,
                 seq: 0,
                 book: false,
@@ -1538,7 +1637,7 @@ impl Server {
         let body = Arc::clone(
             self.snapshot_cache
                 .entry(market)
-                .or_insert_with(|| view.market(market).book_json(0).to_string().into()),
+                .or_insert_with(|| book_tail(&view.market(market).book_json(0).to_string())),
         );
         let Some(Conn::Ws(w)) = self.conns.get_mut(&token) else {
             return;
@@ -1549,9 +1648,10 @@ impl Server {
         sub.seq += 1;
         let seq = sub.seq;
         w.queue.push_back(Outbound {
-            text: format!(
-                r#"{{"type":"orderbook_snapshot","sid":{sid},"seq":{seq},"msg":{body}}}"#
-            ),
+            text: Text::Book {
+                kind: BookKind::Snapshot,
+                tail: body,
+            },
             sid,
             seq,
             book: true,
@@ -1792,7 +1892,7 @@ impl Server {
                     }
                 }
                 self.stats.messages_sent.fetch_add(1, Ordering::Relaxed);
-                match w.ws.write(Message::text(m.text)) {
+                match w.ws.write(Message::text(m.render())) {
                     Ok(()) => {}
                     // The frame is buffered inside tungstenite; wait for writable.
                     Err(tungstenite::Error::Io(e)) if would_block(&e) => {
@@ -1817,7 +1917,7 @@ impl Server {
     /// socket, so the snapshot sent when the queue drains carries the next
     /// `seq` and the client never sees a gap. It also conflates (keeping
     /// what is queued) once this turn's `Limits::deltas_per_turn` are spent.
-    fn push_delta(&mut self, token: usize, sid: u64, body: &str) {
+    fn push_delta(&mut self, token: usize, sid: u64, tail: &Arc<str>) {
         let limit = self.config.limits.outbound_queue_messages;
         let budget = self.config.limits.deltas_per_turn;
         let Some(Conn::Ws(w)) = self.conns.get_mut(&token) else {
@@ -1837,9 +1937,10 @@ impl Server {
             sub.seq += 1;
             let seq = sub.seq;
             w.queue.push_back(Outbound {
-                text: format!(
-                    r#"{{"type":"orderbook_delta","sid":{sid},"seq":{seq},"msg":{body}}}"#
-                ),
+                text: Text::Book {
+                    kind: BookKind::Delta,
+                    tail: Arc::clone(tail),
+                },
                 sid,
                 seq,
                 book: true,
@@ -1904,7 +2005,13 @@ impl Server {
         if !self.snapshot_cache.is_empty() {
             self.snapshot_cache.clear();
         }
-        let effect = self.view.apply(event, wall_clock_ns());
+        // Only trades carry a time stamp: the clock is read for them alone.
+        let now_ns = if event.event_kind() == Some(EventKind::Trade) {
+            wall_clock_ns()
+        } else {
+            0
+        };
+        let effect = self.view.apply(event, now_ns);
         self.fan_out(&effect);
         if self.pending.contains_key(&event.sequence) {
             self.answer_pending(event, &effect);
@@ -1941,9 +2048,10 @@ impl Server {
                 let inst = m.config.instrument;
                 let subs = Self::subscribers(&self.market_subs, Channel::OrderbookDelta, inst);
                 if !subs.is_empty() {
-                    let body = m.delta_json(&change).to_string();
+                    // Rendered once for every subscriber of the event.
+                    let tail = book_tail(&m.delta_json(&change).to_string());
                     for (token, sid) in subs {
-                        self.push_delta(token, sid, &body);
+                        self.push_delta(token, sid, &tail);
                     }
                 }
                 self.ticker_dirty.insert(market);
@@ -2581,5 +2689,45 @@ fn set_send_buffer(stream: &TcpStream, bytes: usize) {
             (&value as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn book(kind: BookKind, sid: u64, seq: u64, body: &str) -> String {
+        Outbound {
+            text: Text::Book {
+                kind,
+                tail: book_tail(body),
+            },
+            sid,
+            seq,
+            book: true,
+        }
+        .render()
+    }
+
+    #[test]
+    fn shared_tails_render_the_messages_clients_see() {
+        let body = r#"{"market_ticker":"X","price":4,"delta":-3,"side":"yes"}"#;
+        for (sid, seq) in [(0, 0), (1, 9), (7, 10), (42, 1234567), (u64::MAX, u64::MAX)] {
+            assert_eq!(
+                book(BookKind::Delta, sid, seq, body),
+                format!(r#"{{"type":"orderbook_delta","sid":{sid},"seq":{seq},"msg":{body}}}"#)
+            );
+            assert_eq!(
+                book(BookKind::Snapshot, sid, seq, body),
+                format!(r#"{{"type":"orderbook_snapshot","sid":{sid},"seq":{seq},"msg":{body}}}"#)
+            );
+        }
+        let owned = Outbound {
+            text: Text::Owned("as is".into()),
+            sid: 0,
+            seq: 0,
+            book: false,
+        };
+        assert_eq!(owned.render(), "as is");
     }
 }
