@@ -2,7 +2,10 @@
 //!
 //! Single writer: the `ringex-ws` thread owns every connection, every
 //! subscription, the pending replies and the [`ExchangeView`]. Each turn it
-//! (1) polls sockets for up to [`POLL_INTERVAL`], (2) drains the
+//! (1) polls sockets for up to [`POLL_INTERVAL`] (the sink's doorbell,
+//! armed before the poll, ends the wait as soon as the publisher delivers
+//! an event; a sink with events already waiting is polled without
+//! waiting), (2) drains the
 //! publisher's sink and applies each event to the view, fanning the
 //! effects out to subscribers and answering requests waiting on that
 //! command's sequence, (3) flushes connections that got output, and
@@ -22,7 +25,7 @@ use super::state::{cancel_reason_str, Effect, ExchangeView, OrderInfo};
 use super::units::dollars;
 use super::{GatewayError, GatewayStats};
 use mio::net::{TcpListener, TcpStream};
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll, Token, Waker};
 use ringex_core::pipeline::{
     wall_clock_ns, CommandSender, Metrics, MetricsSnapshot, SinkHandle, SubmitError,
 };
@@ -43,6 +46,8 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(2);
 /// How often pings, stuck clients and request timeouts are checked.
 pub const TIMER_INTERVAL: Duration = Duration::from_millis(50);
 const LISTENER: Token = Token(0);
+/// The sink's doorbell (connection tokens count up from 1 and never reach it).
+const DOORBELL: Token = Token(usize::MAX);
 /// Most events drained from the sink per turn. Applying an event to the
 /// view is cheap and its fan-out is bounded by `Limits::deltas_per_turn`,
 /// so a turn drains up to a whole sink's worth: a gateway that fell behind
@@ -313,6 +318,12 @@ impl Server {
         let mut listener = listener;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let doorbell = Arc::new(Waker::new(poll.registry(), DOORBELL)?);
+        // Owned by the sink from here on; a failed wake leaves the loop to
+        // its poll interval.
+        sink.wakeup.set_waker(move || {
+            let _ = doorbell.wake();
+        });
         let keys = config
             .accounts
             .iter()
@@ -358,7 +369,12 @@ impl Server {
         let mut events = Events::with_capacity(1024);
         let mut last_timer = Instant::now();
         while !self.stop.load(Ordering::Acquire) {
-            if let Err(e) = self.poll.poll(&mut events, Some(POLL_INTERVAL)) {
+            let wait = if self.sink.wakeup.arm(&self.sink.receiver) {
+                POLL_INTERVAL
+            } else {
+                Duration::ZERO
+            };
+            if let Err(e) = self.poll.poll(&mut events, Some(wait)) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     break;
                 }
@@ -366,6 +382,7 @@ impl Server {
             for ev in events.iter() {
                 match ev.token() {
                     LISTENER => self.accept(),
+                    DOORBELL => {}
                     Token(t) => {
                         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
                             self.on_readable(t);
