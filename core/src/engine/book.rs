@@ -50,7 +50,7 @@ impl Ladder {
     }
 
     /// Appends `slot` at the back of level `idx` (time priority: last).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push_back(&mut self, orders: &mut [Order], idx: usize, slot: u32) {
         let level = &mut self.levels[idx];
         let leaves = orders[slot as usize].leaves;
@@ -69,7 +69,7 @@ impl Ladder {
 
     /// Unlinks `slot` from level `idx`; the caller has already subtracted any
     /// fills from `level.quantity`, so only the order's current leaves go.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn unlink(&mut self, orders: &mut [Order], idx: usize, slot: u32) -> bool {
         let (prev, next, leaves) = {
             let o = &orders[slot as usize];
@@ -173,7 +173,7 @@ impl Book {
     }
 
     /// Removes a resting order from its level and refreshes the best level.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn remove(&mut self, orders: &mut [Order], slot: u32) -> &Level {
         let (side, price) = {
             let o = &orders[slot as usize];

@@ -338,7 +338,7 @@ impl Engine {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn rest<S: EventSink>(&mut self, slot: u32, out: &mut S) {
         let o = &mut self.orders.slots[slot as usize];
         o.state = OrderState::Resting;
@@ -661,7 +661,7 @@ impl Engine {
     /// stays (still naming the order, which is no longer live or no longer
     /// carries this id), so it keeps rejecting duplicates until it is the
     /// oldest in a full window and is forgotten.
-    #[inline]
+    #[inline(always)]
     fn finish_client_id(&mut self, account: u32, client_id: u64) {
         if client_id == 0 {
             return;
@@ -739,7 +739,7 @@ impl Engine {
     }
 
     /// Resolves the order a cancel or replace names, checking ownership.
-    #[inline]
+    #[inline(always)]
     fn resolve_own_order(&self, account: u32, order_id: u64, client_order_id: u64) -> Outcome<u32> {
         let order_id = if order_id != 0 {
             order_id
