@@ -936,6 +936,7 @@ impl Engine {
     /// with one balance event. Only binary markets have position records,
     /// so a spot order skips their lookup.
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn swap_reservation<S: EventSink>(
         &mut self,
         slot: u32,
