@@ -109,7 +109,7 @@ pub(crate) struct PriceGrid {
 }
 
 impl PriceGrid {
-    #[inline]
+    #[inline(always)]
     pub(crate) fn index(&self, price: i64) -> usize {
         // Most grids have tick 1; skip the division for them.
         if self.tick == 1 {
@@ -119,7 +119,7 @@ impl PriceGrid {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn price(&self, idx: usize) -> i64 {
         self.min_price + idx as i64 * self.tick
     }

@@ -796,6 +796,46 @@ impl Engine {
         new_quantity: u64,
         out: &mut S,
     ) -> Outcome {
+        // One copy of the move path per risk mode: the risk-off copy carries
+        // none of the reservation code, so it stays small and its registers
+        // are not spilled around code that never runs.
+        if self.risk() {
+            self.replace_in_mode::<true, S>(
+                account,
+                order_id,
+                orig_client_order_id,
+                new_client_order_id,
+                new_price,
+                new_quantity,
+                out,
+            )
+        } else {
+            self.replace_in_mode::<false, S>(
+                account,
+                order_id,
+                orig_client_order_id,
+                new_client_order_id,
+                new_price,
+                new_quantity,
+                out,
+            )
+        }
+    }
+
+    /// [`Engine::replace`] for risk mode `RISK` (which equals `self.risk()`).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn replace_in_mode<const RISK: bool, S: EventSink>(
+        &mut self,
+        account: u32,
+        order_id: u64,
+        orig_client_order_id: u64,
+        new_client_order_id: u64,
+        new_price: i64,
+        new_quantity: u64,
+        out: &mut S,
+    ) -> Outcome {
+        debug_assert_eq!(RISK, self.risk());
         let slot = self.resolve_own_order(account, order_id, orig_client_order_id)?;
         // Only the fields the replace reads, not a copy of the whole record:
         // moves are most of the traffic and this is their hot path.
@@ -843,7 +883,7 @@ impl Engine {
         let is_binary = spec.kind == InstrumentKind::Binary;
         let leaves = new_quantity - filled;
         let mut plan = Reservation::default();
-        if self.risk() {
+        if RISK {
             let limits = self.account(account).expect("order's account").limits;
             self.check_order_limits(&limits, spec, side, price, new_quantity, 0)?;
             plan = self.plan_reservation(account, spec, side, price, leaves, 0, existing)?;
@@ -880,7 +920,7 @@ impl Engine {
             level.quantity = level.quantity - existing.leaves + leaves;
             let (q, c) = (level.quantity, level.count);
             self.set_order_size(slot, price, new_quantity, leaves, new_client_id);
-            if self.risk() {
+            if RISK {
                 self.swap_reservation(
                     slot, account, instrument, side, is_binary, existing, plan, out,
                 );
@@ -897,7 +937,7 @@ impl Engine {
                 out,
             );
             self.set_order_size(slot, price, new_quantity, leaves, new_client_id);
-            if self.risk() {
+            if RISK {
                 self.swap_reservation(
                     slot, account, instrument, side, is_binary, existing, plan, out,
                 );
