@@ -36,7 +36,7 @@ enum MatchEnd {
 }
 
 /// Validates a price against the instrument's grid.
-#[inline]
+#[inline(always)]
 fn check_price(spec: &InstrumentSpec, price: i64, field: PriceField) -> Outcome {
     let (out_of_bounds, off_tick) = match field {
         PriceField::Limit => (RejectReason::InvalidPrice, RejectReason::PriceNotOnTick),
@@ -64,7 +64,7 @@ enum PriceField {
 }
 
 /// Maps a user-facing (side, outcome, price) onto the YES book.
-#[inline]
+#[inline(always)]
 fn normalise(spec: &InstrumentSpec, side: Side, leg: Leg, price: i64) -> Outcome<(Side, i64)> {
     match (spec.kind, leg) {
         (InstrumentKind::Binary, Leg::Yes) | (InstrumentKind::Spot, Leg::None) => Ok((side, price)),
@@ -77,7 +77,7 @@ fn normalise(spec: &InstrumentSpec, side: Side, leg: Leg, price: i64) -> Outcome
     }
 }
 
-#[inline]
+#[inline(always)]
 fn crosses(side: Side, limit: i64, opposite_best: Option<i64>) -> bool {
     match (side, opposite_best) {
         (Side::Buy, Some(ask)) => ask <= limit,
