@@ -153,7 +153,7 @@ impl Book {
     }
 
     /// Rests `slot` at the back of its price level.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn insert(&mut self, orders: &mut [Order], slot: u32) -> &Level {
         let (side, price) = {
             let o = &orders[slot as usize];
