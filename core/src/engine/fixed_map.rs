@@ -156,7 +156,7 @@ impl<K: MapKey> FixedMap<K> {
 
     /// Inserts `key` only if it is absent: one probe serves as both the
     /// duplicate check and the insert.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn insert_new(&mut self, key: K, value: u32) -> InsertNew {
         let (a, b) = key.pack();
         let mut i = self.home((a, b));
@@ -179,7 +179,7 @@ impl<K: MapKey> FixedMap<K> {
 
     /// Removes the key, shifting later members of its probe run back so no
     /// tombstone is needed.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn remove(&mut self, key: K) -> Option<u32> {
         let mask = self.mask();
         let (a, b) = key.pack();
