@@ -50,7 +50,7 @@ impl Ladder {
     }
 
     /// Appends `slot` at the back of level `idx` (time priority: last).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push_back(&mut self, orders: &mut [Order], idx: usize, slot: u32) {
         let level = &mut self.levels[idx];
         let leaves = orders[slot as usize].leaves;
@@ -69,7 +69,7 @@ impl Ladder {
 
     /// Unlinks `slot` from level `idx`; the caller has already subtracted any
     /// fills from `level.quantity`, so only the order's current leaves go.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn unlink(&mut self, orders: &mut [Order], idx: usize, slot: u32) -> bool {
         let (prev, next, leaves) = {
             let o = &orders[slot as usize];
@@ -109,7 +109,7 @@ pub(crate) struct PriceGrid {
 }
 
 impl PriceGrid {
-    #[inline]
+    #[inline(always)]
     pub(crate) fn index(&self, price: i64) -> usize {
         // Most grids have tick 1; skip the division for them.
         if self.tick == 1 {
@@ -119,7 +119,7 @@ impl PriceGrid {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn price(&self, idx: usize) -> i64 {
         self.min_price + idx as i64 * self.tick
     }
@@ -153,7 +153,7 @@ impl Book {
     }
 
     /// Rests `slot` at the back of its price level.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn insert(&mut self, orders: &mut [Order], slot: u32) -> &Level {
         let (side, price) = {
             let o = &orders[slot as usize];
@@ -173,7 +173,7 @@ impl Book {
     }
 
     /// Removes a resting order from its level and refreshes the best level.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn remove(&mut self, orders: &mut [Order], slot: u32) -> &Level {
         let (side, price) = {
             let o = &orders[slot as usize];

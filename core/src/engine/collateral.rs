@@ -125,6 +125,7 @@ impl Engine {
     /// Plans the reservation of an order, as if `existing` (the order being
     /// replaced) held nothing. Checks funds and the max-position limit; changes nothing.
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     pub(crate) fn plan_reservation(
         &self,
         account: u32,
@@ -445,6 +446,7 @@ impl Engine {
         }
     }
 
+    #[inline]
     pub(crate) fn emit_balance<S: EventSink>(&self, account: u32, asset: u16, out: &mut S) {
         let b = *self.balance_ref(account, asset as usize);
         let mut ev = self.event(EventKind::BalanceChanged);

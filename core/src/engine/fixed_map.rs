@@ -13,7 +13,8 @@
 //! Single writer: the engine thread.
 
 /// Keys the map can hold: packed into `(u64, u32)`. The pattern
-/// `(0, u32::MAX)` is reserved to mark an empty bucket, so no key may pack to it.
+/// `(0, u32::MAX)` is reserved to mark an empty bucket, so no key inserted
+/// may pack to it ([`FixedMap::get`] answers `None` for it).
 pub(crate) trait MapKey: Copy + Eq {
     fn pack(self) -> (u64, u32);
 }
@@ -119,17 +120,21 @@ impl<K: MapKey> FixedMap<K> {
         self.len
     }
 
+    /// The value of `key`. Unlike the inserts, lookups take keys straight
+    /// from commands and queries, so `key` may pack to the empty-bucket
+    /// pattern: the empty check comes first, so such a key is absent
+    /// instead of matching the first empty bucket.
     #[inline]
     pub(crate) fn get(&self, key: K) -> Option<u32> {
         let (a, b) = key.pack();
         let mut i = self.home((a, b));
         loop {
             let e = &self.slots[i];
-            if e.a == a && e.b == b {
-                return Some(e.value);
-            }
             if e.is_empty() {
                 return None;
+            }
+            if e.a == a && e.b == b {
+                return Some(e.value);
             }
             i = (i + 1) & self.mask();
         }
@@ -156,7 +161,7 @@ impl<K: MapKey> FixedMap<K> {
 
     /// Inserts `key` only if it is absent: one probe serves as both the
     /// duplicate check and the insert.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn insert_new(&mut self, key: K, value: u32) -> InsertNew {
         let (a, b) = key.pack();
         let mut i = self.home((a, b));
@@ -179,7 +184,7 @@ impl<K: MapKey> FixedMap<K> {
 
     /// Removes the key, shifting later members of its probe run back so no
     /// tombstone is needed.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn remove(&mut self, key: K) -> Option<u32> {
         let mask = self.mask();
         let (a, b) = key.pack();
@@ -269,6 +274,15 @@ mod tests {
         for (k, v) in &model {
             assert_eq!(fixed.get(*k), Some(*v));
         }
+    }
+
+    #[test]
+    fn a_key_that_packs_to_the_empty_pattern_is_absent() {
+        let mut map = FixedMap::<(u32, u64)>::with_capacity(4);
+        assert_eq!(map.get((u32::MAX, 0)), None);
+        assert!(map.insert((1, 1), 7));
+        assert_eq!(map.get((u32::MAX, 0)), None);
+        assert_eq!(map.get((1, 1)), Some(7));
     }
 
     #[test]

@@ -24,9 +24,19 @@ impl LevelBits {
 
     #[inline]
     pub(crate) fn set(&mut self, i: usize) {
-        self.l0[i >> 6] |= 1 << (i & 63);
-        self.l1[i >> 12] |= 1 << ((i >> 6) & 63);
-        self.l2[i >> 18] |= 1 << ((i >> 12) & 63);
+        let word = &mut self.l0[i >> 6];
+        let was_empty = *word == 0;
+        *word |= 1 << (i & 63);
+        // The summary levels only record which words are non-empty: a word
+        // that already had a bit set is already recorded above.
+        if was_empty {
+            let word1 = &mut self.l1[i >> 12];
+            let was_empty1 = *word1 == 0;
+            *word1 |= 1 << ((i >> 6) & 63);
+            if was_empty1 {
+                self.l2[i >> 18] |= 1 << ((i >> 12) & 63);
+            }
+        }
     }
 
     #[inline]

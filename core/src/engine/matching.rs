@@ -36,7 +36,7 @@ enum MatchEnd {
 }
 
 /// Validates a price against the instrument's grid.
-#[inline]
+#[inline(always)]
 fn check_price(spec: &InstrumentSpec, price: i64, field: PriceField) -> Outcome {
     let (out_of_bounds, off_tick) = match field {
         PriceField::Limit => (RejectReason::InvalidPrice, RejectReason::PriceNotOnTick),
@@ -64,7 +64,7 @@ enum PriceField {
 }
 
 /// Maps a user-facing (side, outcome, price) onto the YES book.
-#[inline]
+#[inline(always)]
 fn normalise(spec: &InstrumentSpec, side: Side, leg: Leg, price: i64) -> Outcome<(Side, i64)> {
     match (spec.kind, leg) {
         (InstrumentKind::Binary, Leg::Yes) | (InstrumentKind::Spot, Leg::None) => Ok((side, price)),
@@ -77,7 +77,7 @@ fn normalise(spec: &InstrumentSpec, side: Side, leg: Leg, price: i64) -> Outcome
     }
 }
 
-#[inline]
+#[inline(always)]
 fn crosses(side: Side, limit: i64, opposite_best: Option<i64>) -> bool {
     match (side, opposite_best) {
         (Side::Buy, Some(ask)) => ask <= limit,
@@ -338,7 +338,7 @@ impl Engine {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn rest<S: EventSink>(&mut self, slot: u32, out: &mut S) {
         let o = &mut self.orders.slots[slot as usize];
         o.state = OrderState::Resting;
@@ -532,8 +532,25 @@ impl Engine {
     }
 
     /// Releases triggered stops of `instrument` until none is due.
+    ///
+    /// Most books never receive a stop order, so their stop ladders do not
+    /// exist: that check is inlined into every caller, and only books that
+    /// have stop ladders pay for the trigger scan (which would find nothing
+    /// without them anyway).
     #[inline]
     fn run_stop_triggers<S: EventSink>(&mut self, instrument: u32, out: &mut S) {
+        let has_stops = self
+            .instruments
+            .get(instrument as usize)
+            .and_then(Option::as_ref)
+            .is_some_and(|inst| inst.book.stops.is_some());
+        if has_stops {
+            self.scan_stop_triggers(instrument, out);
+        }
+    }
+
+    #[inline(never)]
+    fn scan_stop_triggers<S: EventSink>(&mut self, instrument: u32, out: &mut S) {
         loop {
             let Some(inst) = self.instrument(instrument) else {
                 return;
@@ -644,27 +661,27 @@ impl Engine {
     /// stays (still naming the order, which is no longer live or no longer
     /// carries this id), so it keeps rejecting duplicates until it is the
     /// oldest in a full window and is forgotten.
-    #[inline]
+    #[inline(always)]
     fn finish_client_id(&mut self, account: u32, client_id: u64) {
         if client_id == 0 {
             return;
         }
         let window = self.finished_ring.len();
-        let mut tail = self.finished_head + self.finished_len;
-        if tail >= window {
-            tail -= window;
-        }
+        let head = self.finished_head;
         if self.finished_len == window {
-            let oldest = self.finished_ring[self.finished_head];
+            // Full (the steady state): the new id takes the oldest's place
+            // in the ring, the oldest is forgotten, and the ring turns by one.
+            let oldest = std::mem::replace(&mut self.finished_ring[head], (account, client_id));
             self.client_index.remove(oldest);
-            self.finished_head += 1;
-            if self.finished_head == window {
-                self.finished_head = 0;
-            }
+            self.finished_head = if head + 1 == window { 0 } else { head + 1 };
         } else {
+            let mut tail = head + self.finished_len;
+            if tail >= window {
+                tail -= window;
+            }
+            self.finished_ring[tail] = (account, client_id);
             self.finished_len += 1;
         }
-        self.finished_ring[tail] = (account, client_id);
     }
 
     #[inline]
@@ -722,7 +739,7 @@ impl Engine {
     }
 
     /// Resolves the order a cancel or replace names, checking ownership.
-    #[inline]
+    #[inline(always)]
     fn resolve_own_order(&self, account: u32, order_id: u64, client_order_id: u64) -> Outcome<u32> {
         let order_id = if order_id != 0 {
             order_id
@@ -779,102 +796,153 @@ impl Engine {
         new_quantity: u64,
         out: &mut S,
     ) -> Outcome {
+        // One copy of the move path per risk mode: the risk-off copy carries
+        // none of the reservation code, so it stays small and its registers
+        // are not spilled around code that never runs.
+        if self.risk() {
+            self.replace_in_mode::<true, S>(
+                account,
+                order_id,
+                orig_client_order_id,
+                new_client_order_id,
+                new_price,
+                new_quantity,
+                out,
+            )
+        } else {
+            self.replace_in_mode::<false, S>(
+                account,
+                order_id,
+                orig_client_order_id,
+                new_client_order_id,
+                new_price,
+                new_quantity,
+                out,
+            )
+        }
+    }
+
+    /// [`Engine::replace`] for risk mode `RISK` (which equals `self.risk()`).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn replace_in_mode<const RISK: bool, S: EventSink>(
+        &mut self,
+        account: u32,
+        order_id: u64,
+        orig_client_order_id: u64,
+        new_client_order_id: u64,
+        new_price: i64,
+        new_quantity: u64,
+        out: &mut S,
+    ) -> Outcome {
+        debug_assert_eq!(RISK, self.risk());
         let slot = self.resolve_own_order(account, order_id, orig_client_order_id)?;
-        let o = self.orders.slots[slot as usize];
+        // Only the fields the replace reads, not a copy of the whole record:
+        // moves are most of the traffic and this is their hot path.
+        let o = &self.orders.slots[slot as usize];
         if o.state != OrderState::Resting {
             return Err(RejectReason::ReplaceNotAllowed);
         }
-        let inst = self.instrument(o.instrument).expect("order's instrument");
-        let spec = inst.spec;
+        let (id, instrument, side, outcome, post_only) =
+            (o.id, o.instrument, o.side, o.outcome, o.post_only);
+        let (old_client_id, old_price, old_quantity, filled) =
+            (o.client_id, o.price, o.quantity, o.filled);
+        let existing = Existing {
+            reserved: o.reserved,
+            covered: o.covered,
+            leaves: o.leaves,
+        };
+        let inst = self.instrument(instrument).expect("order's instrument");
+        let spec = &inst.spec;
         match inst.status {
             InstrumentStatus::Trading => {}
             InstrumentStatus::Halted => return Err(RejectReason::InstrumentHalted),
             InstrumentStatus::Closed => return Err(RejectReason::InstrumentClosed),
         }
-        let (_, price) = normalise(&spec, Side::Buy, o.outcome, new_price)?;
-        check_price(&spec, price, PriceField::Limit)?;
+        let (_, price) = normalise(spec, Side::Buy, outcome, new_price)?;
+        check_price(spec, price, PriceField::Limit)?;
         if new_quantity == 0 {
             return Err(RejectReason::InvalidQuantity);
         }
         if spec.lot_size != 1 && new_quantity % spec.lot_size != 0 {
             return Err(RejectReason::QuantityNotOnLot);
         }
-        if new_quantity <= o.filled {
+        if new_quantity <= filled {
             return Err(RejectReason::ReplaceQuantityTooLow);
         }
         let new_client_id = if new_client_order_id == 0 {
-            o.client_id
+            old_client_id
         } else {
             new_client_order_id
         };
-        let price_changed = price != o.price;
-        let opposite_best = inst.book.best_price(o.side.opposite());
-        if o.post_only && price_changed && crosses(o.side, price, opposite_best) {
+        let price_changed = price != old_price;
+        let opposite_best = inst.book.best_price(side.opposite());
+        if post_only && price_changed && crosses(side, price, opposite_best) {
             return Err(RejectReason::PostOnlyWouldCross);
         }
-        let leaves = new_quantity - o.filled;
+        let is_binary = spec.kind == InstrumentKind::Binary;
+        let leaves = new_quantity - filled;
         let mut plan = Reservation::default();
-        if self.risk() {
+        if RISK {
             let limits = self.account(account).expect("order's account").limits;
-            self.check_order_limits(&limits, &spec, o.side, price, new_quantity, 0)?;
-            let existing = Existing {
-                reserved: o.reserved,
-                covered: o.covered,
-                leaves: o.leaves,
-            };
-            plan = self.plan_reservation(account, &spec, o.side, price, leaves, 0, existing)?;
+            self.check_order_limits(&limits, spec, side, price, new_quantity, 0)?;
+            plan = self.plan_reservation(account, spec, side, price, leaves, 0, existing)?;
         }
-        if new_client_id != o.client_id {
+        if new_client_id != old_client_id {
             self.claim_client_id(account, new_client_id, slot)?;
         }
 
         // Accepted.
-        let keep_priority = !price_changed && new_quantity <= o.quantity;
-        if new_client_id != o.client_id {
-            self.finish_client_id(account, o.client_id);
+        let keep_priority = !price_changed && new_quantity <= old_quantity;
+        if new_client_id != old_client_id {
+            self.finish_client_id(account, old_client_id);
         }
         let mut ev = self.event(EventKind::OrderReplaced);
-        ev.instrument = o.instrument;
+        ev.instrument = instrument;
         ev.account = account;
-        ev.side = o.side as u8;
+        ev.side = side as u8;
         ev.words[..7].copy_from_slice(&[
-            o.id,
+            id,
             new_client_id,
-            o.client_id,
+            old_client_id,
             price as u64,
             new_quantity,
             leaves,
             u64::from(keep_priority),
         ]);
         out.emit(&ev);
-        let inst = self.instruments[o.instrument as usize]
+        let inst = self.instruments[instrument as usize]
             .as_mut()
             .expect("order's instrument");
         if keep_priority {
             let idx = inst.book.grid.index(price);
-            let level = &mut inst.book.sides[o.side as usize].levels[idx];
-            level.quantity = level.quantity - o.leaves + leaves;
+            let level = &mut inst.book.sides[side as usize].levels[idx];
+            level.quantity = level.quantity - existing.leaves + leaves;
             let (q, c) = (level.quantity, level.count);
             self.set_order_size(slot, price, new_quantity, leaves, new_client_id);
-            if self.risk() {
-                self.swap_reservation(slot, &o, plan, out);
+            if RISK {
+                self.swap_reservation(
+                    slot, account, instrument, side, is_binary, existing, plan, out,
+                );
             }
-            self.emit_level(o.instrument, o.side, price, q, c, out);
+            self.emit_level(instrument, side, price, q, c, out);
         } else {
             let level = *inst.book.remove(&mut self.orders.slots, slot);
             self.emit_level(
-                o.instrument,
-                o.side,
-                o.price,
+                instrument,
+                side,
+                old_price,
                 level.quantity,
                 level.count,
                 out,
             );
             self.set_order_size(slot, price, new_quantity, leaves, new_client_id);
-            if self.risk() {
-                self.swap_reservation(slot, &o, plan, out);
+            if RISK {
+                self.swap_reservation(
+                    slot, account, instrument, side, is_binary, existing, plan, out,
+                );
             }
-            if crosses(o.side, price, opposite_best) {
+            if crosses(side, price, opposite_best) {
                 self.orders.slots[slot as usize].state = OrderState::Taking;
                 self.execute(slot, out);
             } else {
@@ -883,11 +951,12 @@ impl Engine {
                 // its match loop.
                 self.rest(slot, out);
             }
-            self.run_stop_triggers(o.instrument, out);
+            self.run_stop_triggers(instrument, out);
         }
         Ok(())
     }
 
+    #[inline]
     fn set_order_size(
         &mut self,
         slot: u32,
@@ -903,11 +972,19 @@ impl Engine {
         o.client_id = client_id;
     }
 
-    /// Moves a replaced order from its old reservation (`old`) to `plan`, with one balance event.
+    /// Moves a replaced order from what it held before (`old`) to `plan`,
+    /// with one balance event. Only binary markets have position records,
+    /// so a spot order skips their lookup.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn swap_reservation<S: EventSink>(
         &mut self,
         slot: u32,
-        old: &Order,
+        account: u32,
+        instrument: u32,
+        side: Side,
+        is_binary: bool,
+        old: Existing,
         plan: Reservation,
         out: &mut S,
     ) {
@@ -918,18 +995,20 @@ impl Engine {
             o.covered = plan.covered;
             o.converted = 0;
         }
-        if let Some(pslot) = self.position_slot(old.account, old.instrument) {
-            let p = &mut self.positions[pslot as usize];
-            p.committed[old.side as usize] =
-                p.committed[old.side as usize] - old.covered + plan.covered;
-            p.open_qty[old.side as usize] = p.open_qty[old.side as usize] - old.leaves + new_leaves;
+        if is_binary {
+            if let Some(pslot) = self.position_slot(account, instrument) {
+                let p = &mut self.positions[pslot as usize];
+                p.committed[side as usize] =
+                    p.committed[side as usize] - old.covered + plan.covered;
+                p.open_qty[side as usize] = p.open_qty[side as usize] - old.leaves + new_leaves;
+            }
         }
         if plan.amount != old.reserved {
             let delta = plan.amount as i64 - old.reserved as i64;
-            let b = &mut self.balance_mut(old.account, plan.asset as usize);
+            let b = &mut self.balance_mut(account, plan.asset as usize);
             b.available -= delta;
             b.reserved += delta;
-            self.emit_balance(old.account, plan.asset, out);
+            self.emit_balance(account, plan.asset, out);
         }
     }
 

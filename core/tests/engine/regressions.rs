@@ -10,6 +10,11 @@
 //!   asset's total, so two large holders could overflow the balance of the
 //!   one that receives the asset in a trade (a panic in debug builds, a
 //!   negative balance and broken conservation in release).
+//! - `Engine::position(u32::MAX, 0)` looked up the key that packs to the
+//!   position table's empty-bucket marker, so it "found" the first empty
+//!   bucket: a panic (index out of range) with no position records, another
+//!   account's position with some. Fixed in `FixedMap::get`, which now
+//!   checks for an empty bucket before comparing keys.
 
 use ringex_core::records::*;
 
@@ -138,4 +143,17 @@ fn deposits_cannot_make_an_asset_total_overflow_a_balance_when_it_changes_hands(
     let (_, events) = h.place(spot(1, 1, Side::Sell, 100, 10));
     assert_eq!(trade_prices(&events), vec![(100, 10)]);
     assert_eq!(h.available(1, QUOTE), i64::MAX);
+}
+
+#[test]
+fn the_position_of_an_account_that_cannot_exist_is_zero() {
+    let mut h = Harness::markets();
+    // No position records yet.
+    assert_eq!(h.engine.position(u32::MAX, 0), 0);
+    // With one: account 1 buys 5 YES from account 2.
+    h.ok(Command::new_order(yes(2, 1, Side::Sell, 40, 5)));
+    h.ok(Command::new_order(yes(1, 1, Side::Buy, 40, 5)));
+    assert_eq!(h.position(1, BIN), 5);
+    assert_eq!(h.engine.position(u32::MAX, 0), 0);
+    assert_eq!(h.engine.position(u32::MAX, BIN), 0);
 }
