@@ -286,7 +286,7 @@ mod journal {
             .output()
             .unwrap();
         assert!(!out.status.success());
-        assert!(String::from_utf8_lossy(&out.stderr).contains("unknown durability"));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("durability \"sometimes\""));
     }
 }
 
