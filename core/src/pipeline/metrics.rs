@@ -39,6 +39,9 @@ pub struct Metrics {
     pub(crate) dropped: AtomicU64,
     /// Last event index appended to the output journal and batch-ended (publisher; `Release`/`Acquire`).
     pub(crate) output_journaled: AtomicU64,
+    /// Sequence of the last command whose every event has been offered to
+    /// every sink (publisher; `Release`/`Acquire`).
+    pub(crate) delivered: AtomicU64,
     /// Enqueue → publish latency in ns (publisher merges into it periodically).
     pub(crate) latency: Mutex<Histogram<u64>>,
 }
@@ -56,6 +59,7 @@ impl Metrics {
             events: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             output_journaled: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
             latency: Mutex::new(new_latency_histogram()),
         }
     }
@@ -70,6 +74,15 @@ impl Metrics {
     /// journaler's last `end_batch` (0 before any).
     pub fn durable_sequence(&self) -> u64 {
         self.durable.load(Ordering::Acquire)
+    }
+
+    /// The sequence of the last command whose every event the publisher
+    /// has offered to every sink; 0 before any. A consumer that reads this
+    /// first and then drains its sink has seen all the events of every
+    /// command up to it (a gateway answering a request with the order's
+    /// state after its whole command, not after its first event).
+    pub fn delivered_sequence(&self) -> u64 {
+        self.delivered.load(Ordering::Acquire)
     }
 
     /// The last event index appended to the output journal and

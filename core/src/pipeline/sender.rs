@@ -52,6 +52,9 @@ pub struct OutSlot {
     /// The stamped timestamp of the command that produced it (the output
     /// journal record's timestamp).
     pub timestamp: u64,
+    /// This is the last event of its command (set by the engine stage,
+    /// which publishes each event one behind so it knows).
+    pub last_of_command: bool,
 }
 
 impl Default for OutSlot {
@@ -60,6 +63,7 @@ impl Default for OutSlot {
             event: bytemuck::Zeroable::zeroed(),
             enqueued_ns: 0,
             timestamp: 0,
+            last_of_command: false,
         }
     }
 }

@@ -307,18 +307,21 @@ pub(crate) struct PeriodicSnapshots {
     pub(crate) buf: Vec<u8>,
 }
 
+/// The engine's `EventSink` onto the output ring. It publishes each event
+/// one behind, so the last event of a command goes out marked
+/// [`OutSlot::last_of_command`](super::sender::OutSlot) when
+/// [`OutputEmitter::finish`] is called after `apply`.
 struct OutputEmitter<'a> {
     out: &'a mut OutputProducer,
     emitted: u64,
     enqueued_ns: u64,
     timestamp: u64,
     wait: WaitKind,
+    held: Option<Event>,
 }
 
-impl EventSink for OutputEmitter<'_> {
-    #[inline]
-    fn emit(&mut self, event: &Event) {
-        self.emitted += 1;
+impl OutputEmitter<'_> {
+    fn publish(&mut self, event: &Event, last_of_command: bool) {
         let (enqueued_ns, timestamp) = (self.enqueued_ns, self.timestamp);
         let mut backoff = Backoff::new();
         // The publisher never blocks on sinks, so the ring frees up soon.
@@ -328,6 +331,7 @@ impl EventSink for OutputEmitter<'_> {
                 slot.event = *event;
                 slot.enqueued_ns = enqueued_ns;
                 slot.timestamp = timestamp;
+                slot.last_of_command = last_of_command;
             })
             .is_err()
         {
@@ -337,6 +341,23 @@ impl EventSink for OutputEmitter<'_> {
                 WaitKind::Backoff => backoff.snooze(),
                 WaitKind::Sleep(us) => std::thread::sleep(Duration::from_micros(us)),
             }
+        }
+    }
+
+    /// Publishes the command's last event, marked.
+    fn finish(&mut self) {
+        if let Some(last) = self.held.take() {
+            self.publish(&last, true);
+        }
+    }
+}
+
+impl EventSink for OutputEmitter<'_> {
+    #[inline]
+    fn emit(&mut self, event: &Event) {
+        self.emitted += 1;
+        if let Some(previous) = self.held.replace(*event) {
+            self.publish(&previous, false);
         }
     }
 }
@@ -375,8 +396,10 @@ impl EngineStage {
             enqueued_ns: slot.enqueued_ns,
             timestamp: cmd.timestamp,
             wait: self.wait,
+            held: None,
         };
         engine.apply(&cmd, &mut emitter);
+        emitter.finish();
         self.events_emitted += emitter.emitted;
         self.last_applied = cmd.sequence;
         self.last_command = cmd;
@@ -490,6 +513,12 @@ impl<G: FileSystem> PublisherStage<G> {
         let before = self.sinks.len();
         self.sinks.retain(|s| s.offer(&slot.event, &mut dropped));
         debug_assert!(self.sinks.len() <= before);
+        if slot.last_of_command {
+            self.shared
+                .metrics
+                .delivered
+                .store(slot.event.sequence, Ordering::Release);
+        }
         self.dropped += dropped;
         self.events += 1;
         let latency = monotonic_ns().saturating_sub(slot.enqueued_ns).max(1);

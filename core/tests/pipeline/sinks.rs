@@ -201,3 +201,58 @@ fn an_armed_sink_rings_its_consumer_once_per_arming_and_never_leaves_it_asleep()
     drop(sender);
     pipeline.shutdown();
 }
+
+/// `Metrics::delivered_sequence` read before draining a sink promises that
+/// every event of every command up to it is already queued: a consumer
+/// that answers a request after "its command" never sees half of it.
+#[test]
+fn the_delivered_sequence_never_runs_ahead_of_a_commands_last_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = Pipeline::start(config(dir.path())).unwrap();
+    let sink = pipeline.register_sink("gateway", 1 << 16, OverflowPolicy::DropNewest);
+    let metrics = pipeline.metrics();
+    let mut sender = pipeline.sender();
+    let mut cmds = market();
+    // Crossing orders: several events per command (accept, trades,
+    // balances, levels).
+    cmds.extend(orders(100, 400));
+    cmds.push(Command::state_digest());
+    let producer = std::thread::spawn(move || {
+        let last = *submit_all(&mut sender, &cmds).last().unwrap();
+        (sender, last)
+    });
+    // (delivered read before a drain, events received after it)
+    let mut checkpoints = Vec::new();
+    let mut received: Vec<Event> = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let complete = metrics.delivered_sequence();
+        received.extend(sink.receiver.try_iter());
+        checkpoints.push((complete, received.len()));
+        if received
+            .last()
+            .is_some_and(|e| e.kind == EventKind::StateDigest as u8)
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the digest arrived");
+        std::thread::yield_now();
+    }
+    let (sender, last) = producer.join().unwrap();
+    assert_eq!(received.last().unwrap().sequence, last);
+    assert_eq!(metrics.delivered_sequence(), last);
+    for (complete, seen) in checkpoints {
+        // Every event of the commands up to `complete` was among the first
+        // `seen` events received.
+        let needed = received
+            .iter()
+            .rposition(|e| e.sequence <= complete)
+            .map_or(0, |i| i + 1);
+        assert!(
+            needed <= seen,
+            "delivered {complete} but only {seen} of the {needed} events up to it were queued"
+        );
+    }
+    drop(sender);
+    pipeline.shutdown();
+}

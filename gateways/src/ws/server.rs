@@ -250,6 +250,8 @@ struct Pending {
 /// order after the fills and cancels its own command caused (an IOC that
 /// filled reads "executed", not "resting").
 struct Deferred {
+    /// The command's sequence: answered once all its events are in.
+    sequence: u64,
     reply: ReplyTo,
     kind: &'static str,
     http_status: u16,
@@ -369,7 +371,9 @@ impl Server {
         let mut events = Events::with_capacity(1024);
         let mut last_timer = Instant::now();
         while !self.stop.load(Ordering::Acquire) {
-            let wait = if self.sink.wakeup.arm(&self.sink.receiver) {
+            // Answers waiting for the rest of their command's events are
+            // microseconds away: look again without sleeping.
+            let wait = if self.deferred.is_empty() && self.sink.wakeup.arm(&self.sink.receiver) {
                 POLL_INTERVAL
             } else {
                 Duration::ZERO
@@ -1991,13 +1995,23 @@ impl Server {
 
     fn drain_sink(&mut self) {
         self.turn_deltas = 0;
+        // Read before draining: every event of the commands up to here is
+        // already in the queue, so it is drained below.
+        let complete = self.metrics.delivered_sequence();
         for _ in 0..EVENTS_PER_TURN {
             let Ok(event) = self.sink.receiver.try_recv() else {
                 break;
             };
             self.on_event(&event);
         }
-        for d in std::mem::take(&mut self.deferred) {
+        // An order is answered with its state after its whole command (an
+        // IOC's fills and the cancel of its remainder), not after the
+        // first event of it that happened to be queued.
+        let (ready, waiting): (Vec<Deferred>, Vec<Deferred>) = std::mem::take(&mut self.deferred)
+            .into_iter()
+            .partition(|d| d.sequence <= complete);
+        self.deferred = waiting;
+        for d in ready {
             let body = json!({"order": self.order_json(&d.order, d.status)});
             self.send_answer(d.reply, Ok((d.http_status, d.kind, body)));
         }
@@ -2266,6 +2280,7 @@ impl Server {
                         };
                         let pending = self.pending.remove(&event.sequence).expect("present");
                         self.deferred.push(Deferred {
+                            sequence: event.sequence,
                             reply: pending.reply,
                             kind,
                             http_status,
