@@ -17,70 +17,18 @@
 //! session on every thread.
 
 use std::collections::BTreeSet;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, OnceLock};
 
 use fefix::dict::{FixDatatype, LayoutItem, LayoutItemKind};
 
-/// The tables' maps, hashed with [`TagHasher`].
-pub type HashMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<TagHasher>>;
-/// The tables' sets, hashed with [`TagHasher`].
-pub type HashSet<K> = std::collections::HashSet<K, BuildHasherDefault<TagHasher>>;
-
-/// The multiply-rotate hash of `rustc`'s FxHash for the tables' keys (tag
-/// numbers, MsgTypes, enumerated values). Decoding and validating one
-/// message looks tags up several times per field, and with the standard
-/// library's SipHash those lookups were most of the validation time. The
-/// tables are built from the compiled-in dictionaries and only read after
-/// that, so input cannot choose colliding keys: SipHash's resistance to
-/// flooding buys nothing here.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct TagHasher(u64);
-
-impl TagHasher {
-    const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-
-    #[inline]
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::SEED);
-    }
-}
-
-impl Hasher for TagHasher {
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-    }
-
-    #[inline]
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-
-    #[inline]
-    fn write_u32(&mut self, i: u32) {
-        self.add(u64::from(i));
-    }
-
-    #[inline]
-    fn write_u64(&mut self, i: u64) {
-        self.add(i);
-    }
-
-    #[inline]
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-}
+/// The tables' maps, hashed with [`FxHasher`](crate::hash::FxHasher): the tables are built from
+/// the compiled-in dictionaries and only read after that, so input cannot
+/// choose colliding keys, and decoding and validating one message looks
+/// tags up several times per field (with SipHash those lookups were most
+/// of the validation time).
+pub type HashMap<K, V> = crate::hash::FxHashMap<K, V>;
+/// The tables' sets, hashed with [`FxHasher`](crate::hash::FxHasher).
+pub type HashSet<K> = crate::hash::FxHashSet<K>;
 
 /// How a field's value is checked ("data format" in QuickFIX's terms).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

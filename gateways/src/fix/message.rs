@@ -414,18 +414,8 @@ fn write_int(out: &mut Vec<u8>, v: i64) {
     if v < 0 {
         out.push(b'-');
     }
-    let mut digits = [0u8; 20];
-    let mut n = v.unsigned_abs();
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
+    let mut buf = [0u8; 20];
+    out.extend_from_slice(crate::text::decimal_digits(v.unsigned_abs(), &mut buf));
 }
 
 /// The length of `v` written by [`write_int`].

@@ -32,7 +32,7 @@ use ringex_core::pipeline::{
 use ringex_core::records::{Command, Event, EventKind, EventView, Outcome, RejectReason, Side};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -116,52 +116,16 @@ impl Outbound {
 }
 
 /// Appends `v` in decimal (what `format!("{v}")` writes).
-fn push_u64(s: &mut String, mut v: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    // ASCII digits only.
-    s.push_str(std::str::from_utf8(&digits[i..]).unwrap_or_default());
-}
-
-/// A multiplicative hasher (rustc-hash's constant) for keys the gateway
-/// assigns itself: connection tokens. No client chooses them, so there is
-/// nothing to gain from SipHash, which costs more than the rest of a
-/// delta's fan-out to one subscriber.
-#[derive(Default, Clone, Copy)]
-struct IdHasher(u64);
-
-impl std::hash::Hasher for IdHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-
-    fn write_u64(&mut self, v: u64) {
-        self.0 = (self.0 ^ v).wrapping_mul(0xf135_7aea_2e62_a9c5);
-    }
-
-    fn write_usize(&mut self, v: usize) {
-        self.write_u64(v as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        // The high bits of the product are the mixed ones; hashbrown takes
-        // the bucket from the low bits.
-        self.0.rotate_left(26)
+fn push_u64(s: &mut String, v: u64) {
+    let mut buf = [0u8; 20];
+    for &digit in crate::text::decimal_digits(v, &mut buf) {
+        s.push(char::from(digit));
     }
 }
 
-type IdMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<IdHasher>>;
-type IdSet<K> = HashSet<K, std::hash::BuildHasherDefault<IdHasher>>;
+/// Connection tokens are the gateway's own keys: no client chooses them.
+type IdMap<K, V> = crate::hash::FxHashMap<K, V>;
+type IdSet<K> = crate::hash::FxHashSet<K>;
 
 /// `,"msg":<body>}`: the shared tail of a book message.
 fn book_tail(body: &str) -> Arc<str> {
