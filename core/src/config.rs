@@ -170,14 +170,23 @@ pub fn durability_name(policy: DurabilityPolicy) -> String {
 
 /// The TOML table of a preset, by name.
 fn preset_table(name: &str) -> Result<toml::Table> {
-    let (_, text) = PRESETS.iter().find(|(p, _)| *p == name).ok_or_else(|| {
-        bad(format!(
-            "[pipeline] preset {name:?}: expected one of {}",
-            PRESETS.map(|(p, _)| p).join(", ")
-        ))
-    })?;
-    text.parse()
+    preset_text(name)?
+        .parse()
         .map_err(|e: toml::de::Error| bad(format!("preset {name}: {e}")))
+}
+
+/// The file of a preset, by name.
+fn preset_text(name: &str) -> Result<&'static str> {
+    PRESETS
+        .iter()
+        .find(|(p, _)| *p == name)
+        .map(|(_, text)| *text)
+        .ok_or_else(|| {
+            bad(format!(
+                "[pipeline] preset {name:?}: expected one of {}",
+                PRESETS.map(|(p, _)| p).join(", ")
+            ))
+        })
 }
 
 /// Lays `over` onto `base`, table by table.
@@ -273,7 +282,7 @@ impl RingexConfig {
     /// Checks every value that the types do not.
     pub fn check(&self) -> Result<()> {
         let p = &self.pipeline;
-        preset_table(&p.preset)?;
+        preset_text(&p.preset)?;
         for (name, size, min) in [
             ("input_ring_size", p.input_ring_size, 64),
             ("output_ring_size", p.output_ring_size, 2),
@@ -343,9 +352,15 @@ impl RingexConfig {
 
     /// Whether any stage busy-spins (so a harness beside it may spin too).
     pub fn spins(&self) -> bool {
+        self.spinning_stages() > 0
+    }
+
+    /// How many stage threads busy-spin.
+    pub fn spinning_stages(&self) -> usize {
         self.stages()
             .iter()
-            .any(|(_, s)| parse_wait(&s.wait).is_ok_and(WaitKind::spins))
+            .filter(|(_, s)| parse_wait(&s.wait).is_ok_and(WaitKind::spins))
+            .count()
     }
 
     /// The journal's durability policy.

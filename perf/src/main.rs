@@ -756,7 +756,6 @@ fn main() -> anyhow::Result<()> {
             // Every scenario in turn, at sizes that finish in a few minutes,
             // each into its own subfolder; the options below are checked
             // before anything runs.
-            anyhow::ensure!(a.commands > 0, "--commands must be positive");
             let loaded = load_config(a.config.as_deref())?;
             let config = loaded.as_ref().map(|c| c.config.clone());
             let core_opts = CoreOptions {

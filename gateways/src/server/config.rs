@@ -371,14 +371,7 @@ impl ServerConfig {
 
     /// Stage threads that busy-spin.
     pub fn spinning_stages(&self) -> usize {
-        [
-            &self.pipeline.journaler,
-            &self.pipeline.engine,
-            &self.pipeline.publisher,
-        ]
-        .iter()
-        .filter(|s| ringex_core::config::parse_wait(&s.wait).is_ok_and(|w| w.spins()))
-        .count()
+        self.shared().spinning_stages()
     }
 
     /// Refuses a configuration whose busy-spinning stages would take every
