@@ -1,8 +1,9 @@
 //! Applies the exchange-core-shaped stream to one engine, for profilers.
-//! `cargo run --release -p ringex-perf --example profile_engine -- [on|off] [commands]`
+//! `cargo run --release -p ringex-perf --example profile_engine -- [on|off] [commands] [keep|new]`
+//! (the last: which client order id moves carry, as `ringex-perf core --move-ids`).
 use ringex_core::records::CountingSink;
 use ringex_core::{Engine, RiskMode};
-use ringex_perf::stream::{generate, StreamParams};
+use ringex_perf::stream::{generate, MoveIds, StreamParams};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -14,8 +15,13 @@ fn main() {
         .next()
         .and_then(|a| a.parse().ok())
         .unwrap_or(3_000_000);
+    let move_ids = match args.next() {
+        Some(name) => name.parse().unwrap_or_else(|e: String| panic!("{e}")),
+        None => MoveIds::Keep,
+    };
     let params = StreamParams {
         commands,
+        move_ids,
         ..StreamParams::default()
     };
     let stream = generate(&params);

@@ -176,6 +176,11 @@ struct CoreArgs {
     /// Engine dedup window of finished client order ids (default: sized to the stream, 8,192).
     #[arg(long)]
     dedup_window: Option<u32>,
+    /// Client order id of each move: `keep` (exchange-core's MoveOrder
+    /// keeps the order's identity) or `new` (a new id per move, as FIX's
+    /// cancel/replace; every move then also updates the dedup window).
+    #[arg(long, default_value = "keep")]
+    move_ids: ringex_perf::stream::MoveIds,
     /// Seconds of untimed passes of every subject before the timed runs.
     #[arg(long, default_value_t = 0.0)]
     warmup: f64,
@@ -639,6 +644,7 @@ fn main() -> anyhow::Result<()> {
                 runs: a.runs,
                 max_orders: a.max_orders,
                 dedup_window: a.dedup_window,
+                move_ids: a.move_ids,
                 engine: loaded.as_ref().map(|c| c.config.engine_config()),
                 warmup: a.warmup,
                 duration: a.duration,
@@ -764,6 +770,7 @@ fn main() -> anyhow::Result<()> {
                 runs: 1,
                 max_orders: None,
                 dedup_window: None,
+                move_ids: Default::default(),
                 engine: None,
                 warmup: 0.0,
                 duration: None,

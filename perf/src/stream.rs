@@ -12,8 +12,13 @@
 //!   1,000,000, tick 1, lot 1, BASE asset 1, QUOTE asset 2), the accounts
 //!   with deposits large enough that risk checks never reject for funds,
 //!   and a prefill of passive orders up to the target book size;
-//! - **measured**: the mix above. Moves go to a fresh passive price under a
-//!   new client order id; cancels and moves pick a random resting order.
+//! - **measured**: the mix above. Moves go to a fresh passive price;
+//!   cancels and moves pick a random resting order. A move is a `Replace`
+//!   that keeps the order's client order id by default, as exchange-core's
+//!   `MoveOrder` keeps the order's identity ([`MoveIds::Keep`]); with
+//!   [`MoveIds::New`] every move carries a new client order id, as a FIX
+//!   OrderCancelReplaceRequest does, and the engine's duplicate check
+//!   claims it and retires the old one into the dedup window.
 //!
 //! IOC orders take liquidity, so a fixed mix would drain (or flood) the
 //! book. The generator holds the book near its target by adapting how
@@ -134,6 +139,43 @@ pub struct Mix {
     pub cancel: u32,
 }
 
+/// Which client order id a move (a `Replace` to a new price) carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MoveIds {
+    /// Client order id 0: the order keeps its id, as exchange-core's
+    /// `MoveOrder` (order id and new price, nothing else) keeps the
+    /// order's identity.
+    #[default]
+    Keep,
+    /// A new client order id per move, as FIX's OrderCancelReplaceRequest
+    /// (a new ClOrdID each time): the engine claims it in its client-id
+    /// table and the old id enters the dedup window, evicting the oldest.
+    New,
+}
+
+impl MoveIds {
+    /// The flag value: `keep` or `new`.
+    pub fn name(self) -> &'static str {
+        match self {
+            MoveIds::Keep => "keep",
+            MoveIds::New => "new",
+        }
+    }
+}
+
+impl std::str::FromStr for MoveIds {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<MoveIds, String> {
+        match s {
+            "keep" => Ok(MoveIds::Keep),
+            "new" => Ok(MoveIds::New),
+            other => Err(format!("move ids must be keep or new, not {other:?}")),
+        }
+    }
+}
+
 impl Mix {
     /// exchange-core's mix: 9% GTC, 3% IOC, 6% cancel, 82% move.
     pub const EXCHANGE_CORE: Mix = Mix {
@@ -167,6 +209,8 @@ pub struct StreamParams {
     pub cross_gain: u64,
     /// Command mix.
     pub mix: Mix,
+    /// Which client order id moves carry.
+    pub move_ids: MoveIds,
     /// Deposit of each asset per account.
     pub deposit: u64,
 }
@@ -184,6 +228,7 @@ impl Default for StreamParams {
             max_ioc_quantity: 10,
             cross_gain: 20,
             mix: Mix::EXCHANGE_CORE,
+            move_ids: MoveIds::Keep,
             deposit: 1_000_000_000_000_000,
         }
     }
@@ -687,7 +732,8 @@ impl Generator {
         })
     }
 
-    /// A move of a random resting order to a fresh passive price, under a new client order id.
+    /// A move of a random resting order to a fresh passive price, keeping
+    /// its client order id or under a new one ([`StreamParams::move_ids`]).
     pub fn move_random_order(&mut self) -> Option<Command> {
         if self.tracker.is_empty() {
             return None;
@@ -705,7 +751,10 @@ impl Generator {
                 Side::Sell => price - 1,
             };
         }
-        let client_order_id = self.next_client_id();
+        let client_order_id = match self.params.move_ids {
+            MoveIds::Keep => 0,
+            MoveIds::New => self.next_client_id(),
+        };
         Some(Command::replace(
             o.account,
             o.order_id,
@@ -811,7 +860,7 @@ impl ringex_core::records::EventSink for KindCounts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ringex_core::records::CountingSink;
+    use ringex_core::records::{CommandKind, CountingSink};
 
     fn small(commands: usize) -> StreamParams {
         StreamParams {
@@ -894,6 +943,54 @@ mod tests {
         for _ in 0..20_000 {
             gen.next_command();
             assert_eq!(gen.tracker().len(), gen.engine().open_orders());
+        }
+    }
+
+    #[test]
+    fn moves_keep_their_client_id_or_take_a_new_one_and_nothing_else_differs() {
+        let keep = generate(&small(20_000));
+        let new = generate(&StreamParams {
+            move_ids: MoveIds::New,
+            ..small(20_000)
+        });
+        assert_eq!(keep.setup, new.setup);
+        assert_eq!(keep.stats, new.stats);
+        let mut seen = std::collections::HashSet::new();
+        let mut moves = 0;
+        for (k, n) in keep.measured.iter().zip(&new.measured) {
+            assert_eq!((k.kind, k.order_id, k.price), (n.kind, n.order_id, n.price));
+            if k.kind == CommandKind::Replace as u8 {
+                moves += 1;
+                assert_eq!(k.client_order_id, 0, "a kept id is sent as 0");
+                assert_ne!(n.client_order_id, 0);
+            }
+            if n.client_order_id != 0 {
+                assert!(seen.insert(n.client_order_id), "client ids never repeat");
+            }
+        }
+        assert!(moves > 15_000, "{moves}");
+        // Both streams run without a reject through a risk-on engine, and
+        // with kept ids every replaced order still carries the id it was
+        // entered with.
+        for s in [&keep, &new] {
+            let mut engine = Engine::new(s.params.engine_config(RiskMode::Enabled));
+            let mut events = Vec::new();
+            for c in s.setup.iter().chain(&s.measured) {
+                events.clear();
+                engine.apply(c, &mut events);
+                for e in &events {
+                    assert_ne!(e.kind, EventKind::Rejected as u8);
+                    if let EventView::OrderReplaced {
+                        client_order_id,
+                        orig_client_order_id,
+                        ..
+                    } = e.decode().expect("a valid event")
+                    {
+                        let kept = client_order_id == orig_client_order_id;
+                        assert_eq!(kept, s.params.move_ids == MoveIds::Keep);
+                    }
+                }
+            }
         }
     }
 

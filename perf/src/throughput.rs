@@ -15,7 +15,7 @@ use ringex_core::records::{Command, CountingSink};
 use ringex_core::{Engine, EngineConfig, RiskMode};
 use serde::Serialize;
 
-use crate::stream::{generate, StreamParams, StreamStats};
+use crate::stream::{generate, MoveIds, StreamParams, StreamStats};
 use crate::sys::{thread_cpu_ns, Machine};
 
 /// The issue's target for the engine with risk on, in commands per second.
@@ -36,6 +36,8 @@ pub struct CoreOptions {
     pub max_orders: Option<u32>,
     /// Dedup window override (default: [`StreamParams::engine_config`]).
     pub dedup_window: Option<u32>,
+    /// Which client order id the stream's moves carry.
+    pub move_ids: MoveIds,
     /// Every capacity from a configuration file's `[engine]` (its `risk` is
     /// ignored: both modes are measured); `max_orders` and `dedup_window`
     /// still override it. Default: sized to the stream.
@@ -264,6 +266,7 @@ pub fn run_core(opts: CoreOptions) -> CoreReport {
     let params = StreamParams {
         seed: opts.seed,
         commands: opts.commands,
+        move_ids: opts.move_ids,
         ..StreamParams::default()
     };
     let t = Instant::now();
@@ -373,7 +376,7 @@ pub fn render_core(r: &CoreReport) -> String {
     let _ = writeln!(out, "machine: {}", r.machine);
     let _ = writeln!(
         out,
-        "stream: {:.1}% GTC ({:.1}% crossing), {:.1}% IOC, {:.1}% cancel, {:.1}% move; {} accounts; \
+        "stream: {:.1}% GTC ({:.1}% crossing), {:.1}% IOC, {:.1}% cancel, {:.1}% move ({} client id); {} accounts; \
          {:.1}% of commands trade; resting orders mean {:.0} (min {}, max {}) on ~{:.0} price levels; \
          {} setup commands; generated in {:.2} s",
         pct(s.gtc_passive + s.gtc_crossing),
@@ -381,6 +384,10 @@ pub fn render_core(r: &CoreReport) -> String {
         pct(s.ioc),
         pct(s.cancels),
         pct(s.moves),
+        match r.params.move_ids {
+            MoveIds::Keep => "same",
+            MoveIds::New => "new",
+        },
         r.params.accounts,
         pct(s.commands_with_trades),
         s.resting_mean,
