@@ -6,8 +6,9 @@
 //! connection tokens (assigned by the gateway) use it: input cannot pick
 //! colliding keys there, so SipHash's flooding resistance buys nothing,
 //! and its cost showed up in both hot paths (validation lookups per field,
-//! two lookups per subscriber per event). Maps keyed by client input keep
-//! the standard hasher. Any thread: it holds no state beyond one hash.
+//! two lookups per subscriber per event), and so do the FIX exchange
+//! application's order tables keyed by ids the engine or the application
+//! assigns. Maps keyed by client input (ClOrdIDs) keep the standard hasher. Any thread: it holds no state beyond one hash.
 
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -32,7 +33,12 @@ impl FxHasher {
 impl Hasher for FxHasher {
     #[inline]
     fn finish(&self) -> u64 {
-        self.0
+        // The multiply leaves the low bits depending on the low input bits
+        // only, and the table picks buckets by the low bits: keys that
+        // differ only above bit 24 (engine order ids, `counter << 24 |
+        // slot`, with few slots in use) would all share a bucket chain.
+        // Rotating brings the well-mixed high bits down (as rustc-hash 2).
+        self.0.rotate_left(26)
     }
 
     #[inline]
@@ -62,5 +68,21 @@ impl Hasher for FxHasher {
     #[inline]
     fn write_usize(&mut self, i: usize) {
         self.add(i as u64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::hash::{BuildHasher, BuildHasherDefault};
+
+    #[test]
+    fn keys_that_differ_only_in_high_bits_spread_over_low_bits() {
+        // Engine order ids of one reused arena slot: `counter << 24 | 5`.
+        let build = BuildHasherDefault::<FxHasher>::default();
+        let low: FxHashSet<u64> = (1..=1024u64)
+            .map(|n| build.hash_one((n << 24) | 5) & 1023)
+            .collect();
+        assert!(low.len() > 500, "{} distinct buckets of 1024", low.len());
     }
 }

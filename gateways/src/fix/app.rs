@@ -101,7 +101,7 @@ pub fn echo_of(message: &Message) -> OutMessage {
             out.header.push((f.tag, message.value(f).to_vec()));
         }
     }
-    out.body = message.body_blocks();
+    message.copy_body_to(&mut out);
     out
 }
 

@@ -41,6 +41,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 
 use crossbeam_channel::Receiver;
 use ringex_core::pipeline::{wall_clock_ns, CommandSender, SinkWakeup, SubmitError};
@@ -53,10 +54,12 @@ use super::app::{AppReject, Application};
 use super::message::{Message, OutMessage};
 use super::session::SessionConfig;
 use super::time::{now_millis, parse_timestamp, Millis};
+use crate::hash::FxHashMap;
 use crate::ws::{EventHistory, GatewayError};
 
 struct Order {
-    session: String,
+    /// The session's name (`BeginString-Sender-Target`), shared by its orders.
+    session: Arc<str>,
     account: u32,
     cl_ord_id: String,
     symbol: String,
@@ -71,6 +74,16 @@ struct Order {
     cancel_cl_ord_id: Option<String>,
     /// The order was cancelled (by request, IOC/FOK remainder, mass cancel...).
     cancelled: bool,
+}
+
+/// What the application keeps per session: its name, made once and shared
+/// by its orders, and its throttle's token bucket.
+struct SessionState {
+    begin_string: String,
+    sender_comp_id: String,
+    name: Arc<str>,
+    /// Tokens left and the last refill (ms).
+    bucket: (f64, Millis),
 }
 
 /// A cancel/replace in flight: the new ClOrdID and engine client order id.
@@ -110,16 +123,18 @@ pub struct ExchangeApplication {
     subscriptions: Vec<Subscription>,
     next_client_order_id: u64,
     /// By (account, engine client order id).
-    orders: HashMap<(u32, u64), Order>,
-    /// (account, ClOrdID) to the engine client order id.
+    orders: FxHashMap<(u32, u64), Order>,
+    /// (account, ClOrdID) to the engine client order id. Keyed by client
+    /// input, so hashed with the standard (flooding-resistant) hasher.
     by_cl_ord_id: HashMap<(u32, String), u64>,
     /// Engine order id to (account, engine client order id).
-    by_order_id: HashMap<u64, (u32, u64)>,
+    by_order_id: FxHashMap<u64, (u32, u64)>,
     next_exec_id: u64,
     /// Cancel/replace requests in flight, by (account, new engine client order id).
     replaces: HashMap<(u32, u64), PendingReplace>,
-    /// Per-session token buckets: (tokens, last refill in ms).
-    throttles: HashMap<String, (f64, Millis)>,
+    /// Per-session name and token bucket, by TargetCompID (see
+    /// [`ExchangeApplication::session_state`]).
+    sessions: FxHashMap<String, Vec<SessionState>>,
     /// Where each order's FIX identity is appended before it is submitted
     /// (see [`ExchangeApplication::with_order_log`]).
     order_log: Option<File>,
@@ -132,6 +147,40 @@ impl std::fmt::Debug for ExchangeApplication {
             .field("orders", &self.orders.len())
             .finish()
     }
+}
+
+/// AvgPx (6): `notional / quantity` in decimal with four places, rounded
+/// half up from the exact quotient (no floating point), or `0` before the
+/// first fill. Written into `buf`; the text is returned.
+fn average_price(notional: u128, quantity: u64, buf: &mut [u8; 48]) -> &[u8] {
+    if quantity == 0 {
+        return b"0";
+    }
+    let q = u128::from(quantity);
+    let scaled = notional.saturating_mul(10_000);
+    let mut ten_thousandths = scaled / q;
+    if (scaled % q) * 2 >= q {
+        ten_thousandths += 1;
+    }
+    // Digits from the right: four decimals, the point, then the integer part.
+    let mut i = buf.len();
+    let mut v = ten_thousandths;
+    for _ in 0..4 {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    i -= 1;
+    buf[i] = b'.';
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    &buf[i..]
 }
 
 fn not_authorized(text: &str) -> AppReject {
@@ -188,12 +237,12 @@ impl ExchangeApplication {
             // Engine client order ids must not repeat within an account, also
             // across restarts: start from the clock.
             next_client_order_id: wall_clock_ns() / 1000,
-            orders: HashMap::new(),
+            orders: FxHashMap::default(),
             by_cl_ord_id: HashMap::new(),
-            by_order_id: HashMap::new(),
+            by_order_id: FxHashMap::default(),
             next_exec_id: 1,
             replaces: HashMap::new(),
-            throttles: HashMap::new(),
+            sessions: FxHashMap::default(),
             order_log: None,
         }
     }
@@ -345,6 +394,37 @@ impl ExchangeApplication {
             .map_err(|_| not_authorized("the account is not numeric"))
     }
 
+    /// The state of `session`, made on first use. Found by TargetCompID and
+    /// then the other two identity fields, without allocating.
+    fn session_state(&mut self, session: &SessionConfig) -> &mut SessionState {
+        if !self.sessions.contains_key(session.target_comp_id.as_str()) {
+            self.sessions
+                .insert(session.target_comp_id.clone(), Vec::new());
+        }
+        let states = self
+            .sessions
+            .get_mut(session.target_comp_id.as_str())
+            .expect("inserted above");
+        let i = match states.iter().position(|s| {
+            s.begin_string == session.begin_string && s.sender_comp_id == session.sender_comp_id
+        }) {
+            Some(i) => i,
+            None => {
+                states.push(SessionState {
+                    begin_string: session.begin_string.clone(),
+                    sender_comp_id: session.sender_comp_id.clone(),
+                    name: session.session_name().into(),
+                    bucket: (
+                        f64::from(session.max_orders_per_sec.unwrap_or(0)),
+                        now_millis(),
+                    ),
+                });
+                states.len() - 1
+            }
+        };
+        &mut states[i]
+    }
+
     /// Takes one token from the session's bucket (refilled continuously at
     /// `max_orders_per_sec`, holding at most one second's worth).
     fn throttled(&mut self, session: &SessionConfig) -> bool {
@@ -353,10 +433,7 @@ impl ExchangeApplication {
         };
         let rate = f64::from(rate);
         let now = now_millis();
-        let bucket = self
-            .throttles
-            .entry(session.session_name())
-            .or_insert((rate, now));
+        let bucket = &mut self.session_state(session).bucket;
         bucket.0 = (bucket.0 + (now - bucket.1) as f64 / 1000.0 * rate).min(rate);
         bucket.1 = now;
         if bucket.0 >= 1.0 {
@@ -372,29 +449,25 @@ impl ExchangeApplication {
         key: (u32, u64),
         exec_type: &str,
         status: &str,
-    ) -> Option<(String, OutMessage)> {
+    ) -> Option<(Arc<str>, OutMessage)> {
         let exec_id = self.next_exec_id;
         self.next_exec_id += 1;
         let o = self.orders.get(&key)?;
         let mut er = OutMessage::new("8");
-        let avg = if o.cum_qty == 0 {
-            "0".to_string()
-        } else {
-            format!("{:.4}", o.notional as f64 / o.cum_qty as f64)
-        };
-        er.set(1, o.account.to_string())
-            .set(6, avg)
-            .set(11, o.cl_ord_id.clone())
-            .set(14, o.cum_qty.to_string())
-            .set(17, exec_id.to_string())
-            .set(37, o.order_id.to_string())
-            .set(38, o.quantity.to_string())
+        let mut avg = [0u8; 48];
+        er.set_uint(1, u64::from(o.account))
+            .set(6, average_price(o.notional, o.cum_qty, &mut avg))
+            .set(11, &o.cl_ord_id)
+            .set_uint(14, o.cum_qty)
+            .set_uint(17, exec_id)
+            .set_uint(37, o.order_id)
+            .set_uint(38, o.quantity)
             .set(39, status)
             .set(54, if o.side == Side::Buy { "1" } else { "2" })
-            .set(55, o.symbol.clone())
+            .set(55, &o.symbol)
             .set(150, exec_type)
-            .set(151, o.quantity.saturating_sub(o.cum_qty).to_string());
-        Some((o.session.clone(), er))
+            .set_uint(151, o.quantity.saturating_sub(o.cum_qty));
+        Some((Arc::clone(&o.session), er))
     }
 
     fn reject_new(message: &Message, text: &str, replies: &mut Vec<OutMessage>) {
@@ -534,7 +607,7 @@ impl ExchangeApplication {
         let client_order_id = self.next_client_order_id;
         self.next_client_order_id += 1;
         let order = Order {
-            session: session.session_name(),
+            session: Arc::clone(&self.session_state(session).name),
             account,
             cl_ord_id,
             symbol,
@@ -941,14 +1014,25 @@ impl ExchangeApplication {
         }
     }
 
+    /// Whether a subscription wants `instrument`'s level changes (or, with
+    /// `trade`, its trades): entries are built only for those.
+    fn subscribed(&self, instrument: u32, trade: bool) -> bool {
+        self.subscriptions
+            .iter()
+            .any(|s| s.instrument == instrument && (!trade || s.trades))
+    }
+
     fn on_event(&mut self, event: &Event, send: &mut dyn FnMut(&str, OutMessage)) {
-        if let Some(EventView::BookLevel {
+        let Some(view) = event.decode() else {
+            return;
+        };
+        if let EventView::BookLevel {
             instrument,
             side,
             price,
             quantity,
             ..
-        }) = event.decode()
+        } = view
         {
             let book = self.books.entry(instrument).or_default();
             let levels = if side == Side::Buy {
@@ -964,38 +1048,39 @@ impl ExchangeApplication {
             } else {
                 "0"
             };
-            let entry = [
-                (279, action.as_bytes().to_vec()),
-                (269, if side == Side::Buy { b"0" } else { b"1" }.to_vec()),
-                (270, price.to_string().into_bytes()),
-                (271, quantity.to_string().into_bytes()),
-            ];
-            self.publish_market_data(instrument, &entry, false, send);
+            if self.subscribed(instrument, false) {
+                let entry = [
+                    (279, action.as_bytes().to_vec()),
+                    (269, if side == Side::Buy { b"0" } else { b"1" }.to_vec()),
+                    (270, price.to_string().into_bytes()),
+                    (271, quantity.to_string().into_bytes()),
+                ];
+                self.publish_market_data(instrument, &entry, false, send);
+            }
             return;
         }
-        if let Some(EventView::Trade {
+        if let EventView::Trade {
             instrument,
             price,
             quantity,
             ..
-        }) = event.decode()
+        } = view
         {
-            let entry = [
-                (279, b"0".to_vec()),
-                (269, b"2".to_vec()),
-                (270, price.to_string().into_bytes()),
-                (271, quantity.to_string().into_bytes()),
-            ];
-            self.publish_market_data(instrument, &entry, true, send);
+            if self.subscribed(instrument, true) {
+                let entry = [
+                    (279, b"0".to_vec()),
+                    (269, b"2".to_vec()),
+                    (270, price.to_string().into_bytes()),
+                    (271, quantity.to_string().into_bytes()),
+                ];
+                self.publish_market_data(instrument, &entry, true, send);
+            }
         }
-        self.on_order_event(event, send);
+        self.on_order_event(view, send);
     }
 
-    fn on_order_event(&mut self, event: &Event, send: &mut dyn FnMut(&str, OutMessage)) {
-        let Some(view) = event.decode() else {
-            return;
-        };
-        let mut emit = |item: Option<(String, OutMessage)>| {
+    fn on_order_event(&mut self, view: EventView, send: &mut dyn FnMut(&str, OutMessage)) {
+        let mut emit = |item: Option<(Arc<str>, OutMessage)>| {
             if let Some((session, msg)) = item {
                 send(&session, msg);
             }
@@ -1246,7 +1331,7 @@ fn parse_log_line(line: &str) -> Option<ParsedEntry> {
             Some(ParsedEntry::New(
                 id.parse().ok()?,
                 Order {
-                    session: unescape(session)?,
+                    session: unescape(session)?.into(),
                     account: account.parse().ok()?,
                     cl_ord_id: unescape(cl_ord_id)?,
                     symbol: unescape(symbol)?,
@@ -1347,6 +1432,30 @@ impl Application for ExchangeApplication {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn average_price_is_exact_with_four_places() {
+        let mut buf = [0u8; 48];
+        let mut avg =
+            |n: u128, q: u64| String::from_utf8(average_price(n, q, &mut buf).to_vec()).unwrap();
+        assert_eq!(avg(0, 0), "0");
+        assert_eq!(avg(50, 1), "50.0000");
+        assert_eq!(avg(100, 3), "33.3333");
+        assert_eq!(avg(200, 3), "66.6667");
+        assert_eq!(avg(1, 20_000), "0.0001", "half rounds up");
+        assert_eq!(avg(1, 30_000), "0.0000");
+        assert_eq!(avg(99 * 7 + 1, 7), "99.1429");
+        // Whatever f64 formatting gives away from exact ties.
+        for (n, q) in [(12_345u128, 7u64), (5, 9), (99_999, 1_001)] {
+            assert_eq!(
+                avg(n, q),
+                format!("{:.4}", n as f64 / q as f64),
+                "{n} / {q}"
+            );
+        }
+        // Where f64 has run out of digits, the exact quotient has not.
+        assert_eq!(avg(1 << 60, 3), "384307168202282325.3333");
+    }
 
     #[test]
     fn order_log_lines_round_trip_awkward_values_and_refuse_bad_ones() {

@@ -355,9 +355,10 @@ impl Message {
         self.header_value(tag) == Some(b"Y")
     }
 
-    /// The body encoded as `tag=value<SOH>` blocks, sorted by tag, each
-    /// repeating group following its count field; ready to be sent back.
-    pub fn body_blocks(&self) -> Vec<(i64, Vec<u8>)> {
+    /// Appends the body to `out` as `tag=value<SOH>` blocks, sorted by
+    /// tag, each repeating group following its count field; ready to be
+    /// sent back.
+    pub fn copy_body_to(&self, out: &mut OutMessage) {
         fn write_map(msg: &Message, map: &FieldMap, out: &mut Vec<u8>) {
             for f in &map.fields {
                 write_field_raw(out, f.tag, msg.value(f));
@@ -368,23 +369,19 @@ impl Message {
                 }
             }
         }
-        let mut blocks: Vec<(i64, Vec<u8>)> = self
-            .body
-            .fields
-            .iter()
-            .map(|f| {
-                let mut block = Vec::new();
-                write_field_raw(&mut block, f.tag, self.value(f));
-                if let Some(g) = self.body.group(f.tag) {
-                    for e in &g.entries {
-                        write_map(self, e, &mut block);
-                    }
+        let mut fields: Vec<&FieldPos> = self.body.fields.iter().collect();
+        fields.sort_by_key(|f| f.tag);
+        let mut block = Vec::new();
+        for f in fields {
+            block.clear();
+            write_field_raw(&mut block, f.tag, self.value(f));
+            if let Some(g) = self.body.group(f.tag) {
+                for e in &g.entries {
+                    write_map(self, e, &mut block);
                 }
-                (f.tag, block)
-            })
-            .collect();
-        blocks.sort_by_key(|b| b.0);
-        blocks
+            }
+            out.push_block(f.tag, &block);
+        }
     }
 }
 
@@ -430,6 +427,10 @@ fn int_len(v: i64) -> usize {
 }
 
 /// An outbound message before the session fills in its header.
+///
+/// The body is kept encoded, block after block, in one buffer with a small
+/// index of (tag, end offset): building an ExecutionReport costs a few
+/// allocations, not one per field.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OutMessage {
     /// MsgType (35).
@@ -437,9 +438,12 @@ pub struct OutMessage {
     /// Header fields besides 8, 9, 35, 34, 49, 52, 56 (routing fields,
     /// PossDupFlag, OrigSendingTime, ...).
     pub header: Vec<(i64, Vec<u8>)>,
-    /// Body blocks by tag: `tag=value<SOH>`, a group count field followed
-    /// by its entries.
-    pub body: Vec<(i64, Vec<u8>)>,
+    /// Body blocks back to back: `tag=value<SOH>`, a group count field
+    /// followed by its entries.
+    body: Vec<u8>,
+    /// (tag, end of its block in `body`) per block, in insertion order;
+    /// a block starts where the one before it ends.
+    blocks: Vec<(i64, u32)>,
 }
 
 impl OutMessage {
@@ -448,19 +452,61 @@ impl OutMessage {
         Self {
             msg_type: msg_type.to_string(),
             header: Vec::new(),
-            body: Vec::new(),
+            // Room for an ExecutionReport without growing.
+            body: Vec::with_capacity(256),
+            blocks: Vec::with_capacity(16),
+        }
+    }
+
+    /// The body blocks as (tag, `tag=value<SOH>` bytes), in insertion order.
+    pub fn body_blocks(&self) -> impl ExactSizeIterator<Item = (i64, &[u8])> + Clone + '_ {
+        self.blocks.iter().enumerate().map(|(i, &(tag, end))| {
+            let start = if i == 0 { 0 } else { self.blocks[i - 1].1 };
+            (tag, &self.body[start as usize..end as usize])
+        })
+    }
+
+    /// Appends an encoded block (`tag=value<SOH>`, or a group count field
+    /// and its entries) as it is; the caller keeps tags unique.
+    pub fn push_block(&mut self, tag: i64, block: &[u8]) -> &mut Self {
+        self.body.extend_from_slice(block);
+        self.blocks.push((tag, self.body.len() as u32));
+        self
+    }
+
+    /// Removes the block of `tag`, if there is one.
+    fn remove_block(&mut self, tag: i64) {
+        let Some(i) = self.blocks.iter().position(|b| b.0 == tag) else {
+            return;
+        };
+        let start = if i == 0 { 0 } else { self.blocks[i - 1].1 };
+        let end = self.blocks[i].1;
+        self.body.drain(start as usize..end as usize);
+        self.blocks.remove(i);
+        for b in &mut self.blocks[i..] {
+            b.1 -= end - start;
         }
     }
 
     /// Adds (or replaces) a body field.
     pub fn set(&mut self, tag: i64, value: impl AsRef<[u8]>) -> &mut Self {
-        let mut block = Vec::new();
-        write_field_raw(&mut block, tag, value.as_ref());
-        if let Some(b) = self.body.iter_mut().find(|b| b.0 == tag) {
-            b.1 = block;
-        } else {
-            self.body.push((tag, block));
-        }
+        self.remove_block(tag);
+        write_field_raw(&mut self.body, tag, value.as_ref());
+        self.blocks.push((tag, self.body.len() as u32));
+        self
+    }
+
+    /// Adds (or replaces) a body field with an unsigned integer value,
+    /// written without an intermediate string.
+    pub fn set_uint(&mut self, tag: i64, value: u64) -> &mut Self {
+        self.remove_block(tag);
+        write_int(&mut self.body, tag);
+        self.body.push(b'=');
+        let mut digits = [0u8; 20];
+        self.body
+            .extend_from_slice(crate::text::decimal_digits(value, &mut digits));
+        self.body.push(SOH);
+        self.blocks.push((tag, self.body.len() as u32));
         self
     }
 
@@ -482,18 +528,18 @@ impl OutMessage {
     /// Adds a body field followed by the entries of a repeating group,
     /// each entry a list of (tag, value) in order.
     pub fn set_group(&mut self, count_tag: i64, entries: &[Vec<(i64, Vec<u8>)>]) -> &mut Self {
-        let mut block = Vec::new();
-        write_int(&mut block, count_tag);
-        block.push(b'=');
-        write_int(&mut block, entries.len() as i64);
-        block.push(SOH);
+        self.remove_block(count_tag);
+        let body = &mut self.body;
+        write_int(body, count_tag);
+        body.push(b'=');
+        write_int(body, entries.len() as i64);
+        body.push(SOH);
         for e in entries {
             for (t, v) in e {
-                write_field_raw(&mut block, *t, v);
+                write_field_raw(body, *t, v);
             }
         }
-        self.body.retain(|b| b.0 != count_tag);
-        self.body.push((count_tag, block));
+        self.blocks.push((count_tag, self.body.len() as u32));
         self
     }
 
@@ -529,22 +575,12 @@ impl OutMessage {
             h
         });
         // The body in tag order; `OutMessage::set` keeps insertion order,
-        // which is usually sorted already.
-        let sorted_body = (!self.body.is_sorted_by_key(|b| b.0)).then(|| {
-            let mut body: Vec<&(i64, Vec<u8>)> = self.body.iter().collect();
+        // which is usually sorted already (then the buffer goes out as is).
+        let sorted_body = (!self.blocks.is_sorted_by_key(|b| b.0)).then(|| {
+            let mut body: Vec<(i64, &[u8])> = self.body_blocks().collect();
             body.sort_by_key(|b| b.0);
             body
         });
-        let body_blocks = || {
-            let (given, sorted) = match &sorted_body {
-                Some(b) => (None, Some(b.iter().map(|b| &b.1))),
-                None => (Some(self.body.iter().map(|b| &b.1)), None),
-            };
-            given
-                .into_iter()
-                .flatten()
-                .chain(sorted.into_iter().flatten())
-        };
         let field_len = |tag: i64, value_len: usize| int_len(tag) + value_len + 2;
         let mut body_len = field_len(35, self.msg_type.len())
             + field_len(34, int_len(seq))
@@ -558,7 +594,7 @@ impl OutMessage {
                 .map(|(t, v)| field_len(*t, v.len()))
                 .sum::<usize>();
         }
-        body_len += body_blocks().map(Vec::len).sum::<usize>();
+        body_len += self.body.len();
 
         let start = out.len();
         out.reserve(body_len + begin_string.len() + 32);
@@ -596,8 +632,13 @@ impl OutMessage {
                 write_header(out, 56, target.as_bytes());
             }
         }
-        for block in body_blocks() {
-            out.extend_from_slice(block);
+        match &sorted_body {
+            Some(blocks) => {
+                for (_, block) in blocks {
+                    out.extend_from_slice(block);
+                }
+            }
+            None => out.extend_from_slice(&self.body),
         }
         debug_assert_eq!(out.len() - body_start, body_len);
         let sum = checksum(&out[start..]);
@@ -678,12 +719,39 @@ mod tests {
         .unwrap();
         let g = m.body.group(386).unwrap();
         assert_eq!(g.entries.len(), 2);
-        let blocks: Vec<String> = m
+        let mut echo = OutMessage::new("D");
+        m.copy_body_to(&mut echo);
+        let blocks: Vec<String> = echo
             .body_blocks()
-            .into_iter()
-            .map(|(_, b)| String::from_utf8(b).unwrap().replace('\x01', "|"))
+            .map(|(_, b)| String::from_utf8(b.to_vec()).unwrap().replace('\x01', "|"))
             .collect();
         assert_eq!(blocks, vec!["11=ID|", "55=X|", "386=2|336=P|336=Q|"]);
+    }
+
+    #[test]
+    fn set_replaces_a_field_in_place_of_the_old_and_the_body_goes_out_in_tag_order() {
+        let mut m = OutMessage::new("8");
+        m.set(55, "X")
+            .set_uint(14, 3)
+            .set(11, "A")
+            .set(55, "LONGER")
+            .set_uint(14, 12);
+        let blocks: Vec<(i64, &[u8])> = m.body_blocks().collect();
+        assert_eq!(
+            blocks,
+            vec![
+                (11, &b"11=A\x01"[..]),
+                (55, b"55=LONGER\x01"),
+                (14, b"14=12\x01")
+            ]
+        );
+        let mut same = OutMessage::new("8");
+        same.set(11, "A").set(55, "LONGER").set(14, "12");
+        assert_eq!(m, same, "one canonical form whatever the order of sets");
+        let mut out = Vec::new();
+        m.encode("FIX.4.4", 1, "S", "T", 0, &mut out);
+        let text = String::from_utf8(out).unwrap().replace('\x01', "|");
+        assert!(text.contains("|56=T|11=A|14=12|55=LONGER|10="), "{text}");
     }
 
     #[test]

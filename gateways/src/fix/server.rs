@@ -268,6 +268,13 @@ impl<A: Application> FixServer<A> {
                 last_tick = now;
                 self.tick(now);
             }
+            // Sessions without a connection store what the application
+            // sends them too; their files are written every turn.
+            for (si, session) in self.sessions.iter_mut().enumerate() {
+                if self.session_conn[si].is_none() {
+                    let _ = session.flush_store();
+                }
+            }
             for ci in 0..self.conns.len() {
                 if self.conns[ci]
                     .as_ref()
@@ -509,6 +516,15 @@ impl<A: Application> FixServer<A> {
         let Some(conn) = self.conns.get_mut(ci).and_then(Option::as_mut) else {
             return;
         };
+        // Stored before sent: the session's records and sequence numbers
+        // of this turn reach its files before its bytes reach the socket.
+        if let Some(si) = conn.session {
+            if self.sessions[si].flush_store().is_err() {
+                conn.out.clear();
+                self.close(ci);
+                return;
+            }
+        }
         while !conn.out.is_empty() {
             match conn.stream.write(&conn.out) {
                 Ok(0) => {

@@ -212,6 +212,18 @@ impl Session {
         self.st.disconnect
     }
 
+    /// Writes the store's changes of this turn to its files; the event loop
+    /// calls it before writing the session's output to the socket, so
+    /// nothing is sent that is not stored. An error means the output must
+    /// not be sent: the session asks to be disconnected.
+    pub fn flush_store(&mut self) -> std::io::Result<()> {
+        let result = self.store.flush();
+        if result.is_err() {
+            self.st.disconnect = true;
+        }
+        result
+    }
+
     /// The next MsgSeqNum this side will send.
     pub fn next_sender_seq(&self) -> u64 {
         self.store.next_sender()
@@ -577,7 +589,7 @@ impl Session {
         if end == 0 || end >= next_sender {
             end = next_sender.saturating_sub(1);
         }
-        let messages = self.store.range(begin, end);
+        let messages = self.store.range(begin, end)?;
         let mut gap_begin = 0u64;
         let mut current = begin;
         let mut last_seq = 0u64;

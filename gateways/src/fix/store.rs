@@ -5,8 +5,8 @@
 //! With a directory, a session keeps two files there, named after the
 //! session (`FIX.4.4-ISLD-TW44`):
 //!
-//! - `<name>.seqnums`: the text `<next sender> <next target>\n`, rewritten
-//!   in place on every change;
+//! - `<name>.seqnums`: the text `<next sender> <next target>\n`, each
+//!   number 20 zero-padded digits, rewritten in place when it changed;
 //! - `<name>.messages`: one record per message sent, appended:
 //!
 //! ```text
@@ -23,13 +23,16 @@
 //!
 //! A torn last record (a crash mid-append) is cut off when the store opens.
 //! Writes are not fsynced: the store follows the OS page cache, like
-//! QuickFIX's file store.
+//! QuickFIX's file store. They are batched per event-loop turn and reach
+//! the files before any byte of the turn reaches the socket
+//! ([`MessageStore::flush`]). A resend reads the records back from the
+//! file; only a store without files keeps them in memory.
 //!
 //! Owned by its session (the event-loop thread).
 
-use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::message::OutMessage;
@@ -51,13 +54,77 @@ struct Files {
     messages: File,
     seqnums_path: PathBuf,
     messages_path: PathBuf,
+    /// Length of the messages file: where the next record goes.
+    end: u64,
+}
+
+/// Where one saved record lies: in the messages file (file stores) or in
+/// `MessageStore::memory` (in-memory stores), at `offset`, `len` bytes
+/// including its 4-byte length.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    seq: u64,
+    offset: u64,
+    len: u32,
+}
+
+/// Records of an in-memory store, in chunks so that growing never copies
+/// what is already stored. A record never straddles two chunks.
+#[derive(Default)]
+struct MemoryLog {
+    chunks: Vec<Vec<u8>>,
+}
+
+/// Bytes per chunk of a [`MemoryLog`]; a larger record gets its own.
+const CHUNK: usize = 1 << 20;
+
+impl MemoryLog {
+    /// Appends `record`; returns its offset (chunk index in the high 32
+    /// bits, byte offset in the low).
+    fn push(&mut self, record: &[u8]) -> u64 {
+        let fits = self
+            .chunks
+            .last()
+            .is_some_and(|c| c.capacity() - c.len() >= record.len());
+        if !fits {
+            self.chunks
+                .push(Vec::with_capacity(CHUNK.max(record.len())));
+        }
+        let index = self.chunks.len() - 1;
+        let chunk = &mut self.chunks[index];
+        let offset = chunk.len();
+        chunk.extend_from_slice(record);
+        ((index as u64) << 32) | offset as u64
+    }
+
+    fn get(&self, offset: u64, len: u32) -> Option<&[u8]> {
+        let chunk = self.chunks.get((offset >> 32) as usize)?;
+        let start = (offset & u64::from(u32::MAX)) as usize;
+        chunk.get(start..start + len as usize)
+    }
 }
 
 /// Sequence numbers and sent messages of one session.
+///
+/// Writes are batched per event-loop turn: [`MessageStore::save`] and the
+/// sequence number setters change the store at once (a resend sees them)
+/// but reach the files only at [`MessageStore::flush`], which the event
+/// loop calls before it writes any of the session's bytes to its socket.
+/// So nothing is sent that is not stored, at one `write` for the turn's
+/// records and one `pwrite` for the sequence numbers instead of three
+/// system calls per message. Dropping the store flushes it.
 pub struct MessageStore {
     next_sender: u64,
     next_target: u64,
-    messages: BTreeMap<u64, StoredMessage>,
+    /// Every saved message, in sequence order.
+    slots: Vec<Slot>,
+    /// The records themselves, for a store without files (a file store
+    /// reads them back from its file on a resend).
+    memory: MemoryLog,
+    /// Records saved since the last flush (file stores only).
+    pending: Vec<u8>,
+    /// The sequence numbers changed since the last flush.
+    seqnums_dirty: bool,
     files: Option<Files>,
 }
 
@@ -66,14 +133,22 @@ impl std::fmt::Debug for MessageStore {
         f.debug_struct("MessageStore")
             .field("next_sender", &self.next_sender)
             .field("next_target", &self.next_target)
-            .field("messages", &self.messages.len())
+            .field("messages", &self.slots.len())
             .field("persistent", &self.files.is_some())
             .finish()
     }
 }
 
+#[cfg(test)]
 fn encode_record(m: &StoredMessage) -> Vec<u8> {
     let mut r = Vec::with_capacity(128);
+    encode_record_into(m, &mut r);
+    r
+}
+
+/// Appends the record of `m` (length included) to `r`.
+fn encode_record_into(m: &StoredMessage, r: &mut Vec<u8>) {
+    let start = r.len();
     r.extend_from_slice(&[0; 4]);
     r.extend_from_slice(&m.seq.to_le_bytes());
     r.extend_from_slice(&m.sending_time.to_le_bytes());
@@ -89,17 +164,16 @@ fn encode_record(m: &StoredMessage) -> Vec<u8> {
                 r.extend_from_slice(&(value.len() as u32).to_le_bytes());
                 r.extend_from_slice(value);
             }
-            r.extend_from_slice(&(msg.body.len() as u32).to_le_bytes());
-            for (tag, block) in &msg.body {
+            r.extend_from_slice(&(msg.body_blocks().len() as u32).to_le_bytes());
+            for (tag, block) in msg.body_blocks() {
                 r.extend_from_slice(&tag.to_le_bytes());
                 r.extend_from_slice(&(block.len() as u32).to_le_bytes());
                 r.extend_from_slice(block);
             }
         }
     }
-    let len = (r.len() - 4) as u32;
-    r[..4].copy_from_slice(&len.to_le_bytes());
-    r
+    let len = (r.len() - start - 4) as u32;
+    r[start..start + 4].copy_from_slice(&len.to_le_bytes());
 }
 
 struct Reader<'a>(&'a [u8]);
@@ -149,7 +223,7 @@ pub fn decode_record(payload: &[u8]) -> Option<StoredMessage> {
             for _ in 0..r.u32()? {
                 let tag = r.i64()?;
                 let n = r.u32()? as usize;
-                msg.body.push((tag, r.take(n)?.to_vec()));
+                msg.push_block(tag, r.take(n)?);
             }
             Some(msg)
         }
@@ -171,7 +245,10 @@ impl MessageStore {
         Self {
             next_sender: 1,
             next_target: 1,
-            messages: BTreeMap::new(),
+            slots: Vec::new(),
+            memory: MemoryLog::default(),
+            pending: Vec::new(),
+            seqnums_dirty: false,
             files: None,
         }
     }
@@ -212,7 +289,7 @@ impl MessageStore {
             .open(&messages_path)?;
         let mut bytes = Vec::new();
         messages_file.read_to_end(&mut bytes)?;
-        let mut messages = BTreeMap::new();
+        let mut store = Self::in_memory();
         let mut pos = 0usize;
         while pos + 4 <= bytes.len() {
             let len =
@@ -224,25 +301,40 @@ impl MessageStore {
             let Some(m) = decode_record(payload) else {
                 break;
             };
-            messages.insert(m.seq, m);
+            store.index(Slot {
+                seq: m.seq,
+                offset: pos as u64,
+                len: (4 + len) as u32,
+            });
             pos += 4 + len;
         }
         if pos < bytes.len() {
             // A torn or corrupt tail: keep what was whole.
             messages_file.set_len(pos as u64)?;
         }
-        messages_file.seek(SeekFrom::End(0))?;
-        Ok(Self {
-            next_sender,
-            next_target,
-            messages,
-            files: Some(Files {
-                seqnums,
-                messages: messages_file,
-                seqnums_path,
-                messages_path,
-            }),
-        })
+        store.next_sender = next_sender;
+        store.next_target = next_target;
+        store.files = Some(Files {
+            seqnums,
+            messages: messages_file,
+            seqnums_path,
+            messages_path,
+            end: pos as u64,
+        });
+        Ok(store)
+    }
+
+    /// Records where the message `slot.seq` lies; a later record of the
+    /// same sequence number replaces an earlier one.
+    fn index(&mut self, slot: Slot) {
+        match self.slots.last() {
+            None => self.slots.push(slot),
+            Some(last) if last.seq < slot.seq => self.slots.push(slot),
+            Some(_) => match self.slots.binary_search_by_key(&slot.seq, |s| s.seq) {
+                Ok(i) => self.slots[i] = slot,
+                Err(i) => self.slots.insert(i, slot),
+            },
+        }
     }
 
     /// The next MsgSeqNum to send.
@@ -255,28 +347,21 @@ impl MessageStore {
         self.next_target
     }
 
-    fn write_seqnums(&mut self) -> io::Result<()> {
-        let text = format!("{:020} {:020}\n", self.next_sender, self.next_target);
-        if let Some(f) = &mut self.files {
-            f.seqnums.seek(SeekFrom::Start(0))?;
-            f.seqnums.write_all(text.as_bytes())?;
-        }
+    /// Sets the next MsgSeqNum to send (written at the next flush).
+    pub fn set_next_sender(&mut self, n: u64) -> io::Result<()> {
+        self.next_sender = n;
+        self.seqnums_dirty = true;
         Ok(())
     }
 
-    /// Sets the next MsgSeqNum to send.
-    pub fn set_next_sender(&mut self, n: u64) -> io::Result<()> {
-        self.next_sender = n;
-        self.write_seqnums()
-    }
-
-    /// Sets the next MsgSeqNum expected.
+    /// Sets the next MsgSeqNum expected (written at the next flush).
     pub fn set_next_target(&mut self, n: u64) -> io::Result<()> {
         self.next_target = n;
-        self.write_seqnums()
+        self.seqnums_dirty = true;
+        Ok(())
     }
 
-    /// Records a message sent with `seq`.
+    /// Records a message sent with `seq` (written at the next flush).
     pub fn save(
         &mut self,
         seq: u64,
@@ -288,34 +373,100 @@ impl MessageStore {
             sending_time,
             message,
         };
-        if let Some(f) = &mut self.files {
-            f.messages.write_all(&encode_record(&m))?;
-        }
-        self.messages.insert(seq, m);
+        let slot = match &self.files {
+            Some(f) => {
+                let start = self.pending.len();
+                encode_record_into(&m, &mut self.pending);
+                let len = self.pending.len() - start;
+                Slot {
+                    seq,
+                    offset: f.end + start as u64,
+                    len: len as u32,
+                }
+            }
+            None => {
+                // The scratch buffer is reused: nothing pends in memory.
+                self.pending.clear();
+                encode_record_into(&m, &mut self.pending);
+                let offset = self.memory.push(&self.pending);
+                let len = self.pending.len() as u32;
+                self.pending.clear();
+                Slot { seq, offset, len }
+            }
+        };
+        self.index(slot);
         Ok(())
     }
 
-    /// Messages with `begin <= seq <= end`, in order.
-    pub fn range(&self, begin: u64, end: u64) -> Vec<StoredMessage> {
-        if begin > end {
-            return Vec::new();
+    /// Writes what changed since the last flush to the files: the saved
+    /// records with one `write`, the sequence numbers with one `pwrite`.
+    /// A store without files has nothing to write.
+    pub fn flush(&mut self) -> io::Result<()> {
+        let Some(f) = &mut self.files else {
+            self.seqnums_dirty = false;
+            return Ok(());
+        };
+        if !self.pending.is_empty() {
+            f.messages.write_all_at(&self.pending, f.end)?;
+            f.end += self.pending.len() as u64;
+            self.pending.clear();
         }
-        self.messages
-            .range(begin..=end)
-            .map(|(_, m)| m.clone())
-            .collect()
+        if self.seqnums_dirty {
+            let mut text = [b' '; 42];
+            write_padded(&mut text[..20], self.next_sender);
+            write_padded(&mut text[21..41], self.next_target);
+            text[41] = b'\n';
+            f.seqnums.write_all_at(&text, 0)?;
+            self.seqnums_dirty = false;
+        }
+        Ok(())
     }
 
-    /// Starts over: both sequence numbers 1, no messages.
+    /// Messages with `begin <= seq <= end`, in order. Flushes first (a file
+    /// store reads them back from its file).
+    pub fn range(&mut self, begin: u64, end: u64) -> io::Result<Vec<StoredMessage>> {
+        if begin > end {
+            return Ok(Vec::new());
+        }
+        self.flush()?;
+        let from = self.slots.partition_point(|s| s.seq < begin);
+        let to = self.slots.partition_point(|s| s.seq <= end);
+        let mut out = Vec::with_capacity(to.saturating_sub(from));
+        let mut buf = Vec::new();
+        for slot in &self.slots[from..to] {
+            let record = match &self.files {
+                Some(f) => {
+                    buf.resize(slot.len as usize, 0);
+                    f.messages.read_exact_at(&mut buf, slot.offset)?;
+                    &buf[..]
+                }
+                None => self
+                    .memory
+                    .get(slot.offset, slot.len)
+                    .ok_or_else(|| io::Error::other("message store index out of range"))?,
+            };
+            let message = record
+                .get(4..)
+                .and_then(decode_record)
+                .ok_or_else(|| io::Error::other("message store record does not decode"))?;
+            out.push(message);
+        }
+        Ok(out)
+    }
+
+    /// Starts over: both sequence numbers 1, no messages. Written at once.
     pub fn reset(&mut self) -> io::Result<()> {
-        self.messages.clear();
+        self.slots.clear();
+        self.memory = MemoryLog::default();
+        self.pending.clear();
         self.next_sender = 1;
         self.next_target = 1;
+        self.seqnums_dirty = true;
         if let Some(f) = &mut self.files {
             f.messages.set_len(0)?;
-            f.messages.seek(SeekFrom::Start(0))?;
+            f.end = 0;
         }
-        self.write_seqnums()
+        self.flush()
     }
 
     /// The files backing the store, if any.
@@ -323,6 +474,23 @@ impl MessageStore {
         self.files
             .as_ref()
             .map(|f| (f.seqnums_path.as_path(), f.messages_path.as_path()))
+    }
+}
+
+impl Drop for MessageStore {
+    fn drop(&mut self) {
+        // Best effort: a store that cannot write has already made its
+        // session drop the connection.
+        let _ = self.flush();
+    }
+}
+
+/// Writes `n` as 20 zero-padded decimal digits (the width of `u64::MAX`),
+/// so the sequence numbers file is rewritten in place at a fixed length.
+fn write_padded(out: &mut [u8], mut n: u64) {
+    for b in out.iter_mut().rev() {
+        *b = b'0' + (n % 10) as u8;
+        n /= 10;
     }
 }
 
@@ -342,9 +510,9 @@ mod tests {
             s.set_next_sender(3).unwrap();
             s.set_next_target(7).unwrap();
         }
-        let s = MessageStore::open(dir.path(), "FIX.4.4-ISLD-TW44").unwrap();
+        let mut s = MessageStore::open(dir.path(), "FIX.4.4-ISLD-TW44").unwrap();
         assert_eq!((s.next_sender(), s.next_target()), (3, 7));
-        let got = s.range(1, 5);
+        let got = s.range(1, 5).unwrap();
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].message, None);
         assert_eq!(got[1].message.as_ref(), Some(&msg));
@@ -365,12 +533,13 @@ mod tests {
         let f = OpenOptions::new().write(true).open(&messages_path).unwrap();
         f.set_len(len - 3).unwrap();
         let mut s = MessageStore::open(dir.path(), "s").unwrap();
-        assert_eq!(s.range(1, 10).len(), 1);
+        assert_eq!(s.range(1, 10).unwrap().len(), 1);
         s.save(2, 30, None).unwrap();
         drop(s);
-        let s = MessageStore::open(dir.path(), "s").unwrap();
+        let mut s = MessageStore::open(dir.path(), "s").unwrap();
         assert_eq!(
             s.range(1, 10)
+                .unwrap()
                 .iter()
                 .map(|m| m.sending_time)
                 .collect::<Vec<_>>(),
@@ -386,9 +555,9 @@ mod tests {
         s.set_next_sender(2).unwrap();
         s.reset().unwrap();
         drop(s);
-        let s = MessageStore::open(dir.path(), "s").unwrap();
+        let mut s = MessageStore::open(dir.path(), "s").unwrap();
         assert_eq!((s.next_sender(), s.next_target()), (1, 1));
-        assert!(s.range(1, 10).is_empty());
+        assert!(s.range(1, 10).unwrap().is_empty());
     }
 
     #[test]
