@@ -493,9 +493,15 @@ impl ExchangeApplication {
         replies: &mut Vec<OutMessage>,
     ) -> Result<(), AppReject> {
         let account = Self::account(session, message)?;
-        let cl_ord_id =
-            String::from_utf8_lossy(message.body_value(11).unwrap_or_default()).into_owned();
-        if let Some(&known) = self.by_cl_ord_id.get(&(account, cl_ord_id.clone())) {
+        // Looked up as the table's own key type, then taken apart again:
+        // no copy of the ClOrdID just to ask.
+        let lookup = (
+            account,
+            String::from_utf8_lossy(message.body_value(11).unwrap_or_default()).into_owned(),
+        );
+        let known = self.by_cl_ord_id.get(&lookup).copied();
+        let (account, cl_ord_id) = lookup;
+        if let Some(known) = known {
             if message.header_flag(97) {
                 // PossResend of an order we have: answer with its status
                 // instead of placing it twice.

@@ -426,6 +426,14 @@ fn int_len(v: i64) -> usize {
     len
 }
 
+/// The MsgTypes the gateway sends, as static strings.
+fn static_msg_type(msg_type: &str) -> Option<&'static str> {
+    const SENT: [&str; 16] = [
+        "0", "1", "2", "3", "4", "5", "A", "8", "9", "j", "r", "W", "X", "Y", "y", "B",
+    ];
+    SENT.iter().copied().find(|t| *t == msg_type)
+}
+
 /// An outbound message before the session fills in its header.
 ///
 /// The body is kept encoded, block after block, in one buffer with a small
@@ -433,8 +441,8 @@ fn int_len(v: i64) -> usize {
 /// allocations, not one per field.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OutMessage {
-    /// MsgType (35).
-    pub msg_type: String,
+    /// MsgType (35); the types this gateway sends are borrowed, not copied.
+    pub msg_type: std::borrow::Cow<'static, str>,
     /// Header fields besides 8, 9, 35, 34, 49, 52, 56 (routing fields,
     /// PossDupFlag, OrigSendingTime, ...).
     pub header: Vec<(i64, Vec<u8>)>,
@@ -450,7 +458,8 @@ impl OutMessage {
     /// An empty message of `msg_type`.
     pub fn new(msg_type: &str) -> Self {
         Self {
-            msg_type: msg_type.to_string(),
+            msg_type: static_msg_type(msg_type)
+                .map_or_else(|| msg_type.to_string().into(), std::borrow::Cow::Borrowed),
             header: Vec::new(),
             // Room for an ExecutionReport without growing.
             body: Vec::with_capacity(256),

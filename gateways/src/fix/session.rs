@@ -655,7 +655,7 @@ impl Session {
         }
         let seq = self.store.next_sender();
         let send = if admin {
-            matches!(msg.msg_type.as_str(), "A" | "5" | "2" | "4") || logged_on
+            matches!(&*msg.msg_type, "A" | "5" | "2" | "4") || logged_on
         } else {
             logged_on
         };
