@@ -71,6 +71,7 @@ pub mod format;
 pub mod fs;
 mod inspect;
 mod journal;
+pub mod pretouch;
 mod reader;
 pub mod snapshot;
 mod verify;
@@ -80,6 +81,7 @@ pub use journal::{
     DroppedData, DurabilityPolicy, Journal, JournalConfig, RecoveryMode, RecoveryReport, TornTail,
     DEFAULT_SEGMENT_SIZE,
 };
+pub use pretouch::{PretouchConfig, PretouchStatus};
 pub use reader::{JournalReader, OwnedRecord, Record};
 pub use snapshot::{
     load_newest_valid_snapshot, write_snapshot, RetentionPolicy, RetentionReport, Snapshot,
