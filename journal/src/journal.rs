@@ -5,7 +5,11 @@
 //! [`Journal::end_batch`] and the rest. A second writer, in this process or
 //! another, is kept out by an exclusive `flock` on `LOCK` in the journal
 //! directory ([`Error::Locked`]). Readers use their own read-only file handles
-//! ([`crate::JournalReader`]) and never touch the writer's mapping.
+//! ([`crate::JournalReader`]) and never touch the writer's mapping. The
+//! optional background pretoucher ([`JournalConfig::pretouch`],
+//! [`crate::pretouch`]) is a thread the journal owns: it maps pages of the
+//! writer's mapping in without writing them and prepares the next segment,
+//! which the writer takes over; the writer never waits for it.
 //!
 //! # Sequence numbers
 //!

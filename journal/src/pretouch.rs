@@ -51,12 +51,12 @@
 //!
 //! # Mapping lifetime
 //!
-//! A segment's mapping lives in an [`Arc`]ed [`SegmentMap`]. The writer
-//! holds the only [`SegmentWriter`] (the raw pointer it stores through);
+//! A segment's mapping lives in an [`Arc`]ed `SegmentMap`. The writer
+//! holds the only `SegmentWriter` (the raw pointer it stores through);
 //! the pretoucher holds clones of the `Arc` and only ever calls
 //! `populate_write` through them. A mapping is unmapped when the last
 //! holder drops it, so the pretoucher can never touch an unmapped range,
-//! even while the writer rolls or is dropped. [`Pretoucher`]'s `Drop`
+//! even while the writer rolls or is dropped. The `Pretoucher` handle's `Drop`
 //! stops and joins the thread and removes a prepared segment nobody took.
 
 use crate::error::{Error, Result};
