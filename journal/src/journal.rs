@@ -831,14 +831,15 @@ impl<F: FileSystem> Journal<F> {
         Ok((file, writer))
     }
 
-    /// Publishes the writer's position to the pretoucher and wakes it (at
-    /// most once per chunk).
+    /// Publishes the writer's position to the pretoucher (once per chunk)
+    /// and wakes it if it asked to be woken by now.
     #[cold]
     #[inline(never)]
     fn report_position(a: &mut Active<F>, pretouch: Option<&Pretoucher<F>>) {
         if let Some(p) = pretouch {
-            a.map.shared().publish_written(a.offset);
-            p.wake();
+            if a.map.shared().publish_written(a.offset) {
+                p.wake();
+            }
             a.report_at = next_report(a.offset, p.chunk());
         }
     }

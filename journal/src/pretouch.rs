@@ -33,11 +33,12 @@
 //!   nothing, instead of creating, allocating and mapping on the hot path.
 //!   The name has to wait for the roll because it is the segment's first
 //!   sequence number.
-//! - **Then it sleeps** ([`std::thread::park`]) until the writer moves. The
-//!   writer publishes its offset in an atomic and unparks the thread only
-//!   when it crosses a [`PretouchConfig::chunk`] boundary (an atomic swap;
-//!   a `futex` wake only if the thread is asleep), at a roll and when it is
-//!   dropped. It never spins.
+//! - **Then it sleeps** ([`std::thread::park`]) until the writer has used
+//!   up half the distance. The writer publishes its offset in an atomic
+//!   each time it crosses a [`PretouchConfig::chunk`] boundary, and unparks
+//!   the thread only when that offset reached the one the thread asked to
+//!   be woken at (a `futex` wake once per `ahead / 2` bytes of a steady
+//!   writer), at a roll and when it is dropped. It never spins.
 //!
 //! # Correctness does not depend on it
 //!
@@ -63,7 +64,7 @@ use crate::error::{Error, Result};
 use crate::fs::{FileSystem, FsFile, MappedMut, OpenMode};
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{JoinHandle, Thread};
 
@@ -143,6 +144,9 @@ pub struct PretouchStatus {
     /// The kernel refused `MADV_POPULATE_WRITE` in the active segment: the
     /// pretoucher only prepares segments there.
     pub populate_refused: bool,
+    /// Times the thread went to sleep (it sleeps whenever it is done; a
+    /// steady writer wakes it about once per `ahead / 2` bytes).
+    pub sleeps: u64,
 }
 
 /// A segment's mapping, shared by the writer (which stores records into it
@@ -157,6 +161,10 @@ pub(crate) struct SegmentMap<M> {
     populated: AtomicUsize,
     /// `populate_write` failed here: nobody asks again.
     refused: AtomicBool,
+    /// The pretoucher sleeps until the writer reaches this offset (half
+    /// the distance ahead used up), so a steady writer wakes it once per
+    /// `ahead / 2` bytes, not once per chunk.
+    wake_at: AtomicUsize,
 }
 
 impl<M: MappedMut> SegmentMap<M> {
@@ -182,13 +190,25 @@ impl<M: MappedMut> SegmentMap<M> {
         self.refused.load(Ordering::Relaxed)
     }
 
+    /// Publishes the writer's offset; returns whether the pretoucher
+    /// asked to be woken by now. `SeqCst` with the pretoucher's
+    /// [`Self::sleep_until`]: either the writer sees the new `wake_at` or
+    /// the pretoucher sees the new offset, so no wake-up is lost.
     #[inline]
-    pub(crate) fn publish_written(&self, offset: usize) {
-        self.written.store(offset, Ordering::Release);
+    pub(crate) fn publish_written(&self, offset: usize) -> bool {
+        self.written.store(offset, Ordering::SeqCst);
+        offset >= self.wake_at.load(Ordering::SeqCst)
     }
 
     fn written(&self) -> usize {
-        self.written.load(Ordering::Acquire)
+        self.written.load(Ordering::SeqCst)
+    }
+
+    /// Asks the writer to wake the pretoucher at `offset`; returns whether
+    /// the writer is still where it was seen (`seen`), so sleeping is safe.
+    fn sleep_until(&self, offset: usize, seen: usize) -> bool {
+        self.wake_at.store(offset, Ordering::SeqCst);
+        self.written() == seen
     }
 
     /// Maps `[from, to)` in (from the page holding `from`). A refusal turns
@@ -241,6 +261,7 @@ impl<M: MappedMut> SegmentWriter<M> {
             written: AtomicUsize::new(offset),
             populated: AtomicUsize::new(offset / PAGE * PAGE),
             refused: AtomicBool::new(false),
+            wake_at: AtomicUsize::new(0),
         });
         SegmentWriter { seg, ptr }
     }
@@ -301,6 +322,8 @@ struct Shared<F: FileSystem> {
     stop: AtomicBool,
     /// `state.error` is set (a cheap check for the writer).
     has_error: AtomicBool,
+    /// [`PretouchStatus::sleeps`].
+    sleeps: AtomicU64,
 }
 
 impl<F: FileSystem> Shared<F> {
@@ -341,6 +364,7 @@ impl<F: FileSystem> Pretoucher<F> {
             }),
             stop: AtomicBool::new(false),
             has_error: AtomicBool::new(false),
+            sleeps: AtomicU64::new(0),
         });
         let worker = Worker {
             shared: Arc::clone(&shared),
@@ -418,6 +442,7 @@ impl<F: FileSystem> Pretoucher<F> {
             populated_ahead: ahead,
             failures: st.failures,
             populate_refused: refused,
+            sleeps: self.shared.sleeps.load(Ordering::Relaxed),
         }
     }
 }
@@ -472,8 +497,16 @@ impl<F: FileSystem> Worker<F> {
                 self.prepare_next();
                 continue;
             }
-            // Nothing to do until the writer moves. An unpark that came
-            // since `refresh` makes this return at once.
+            // Nothing to do until the writer has used up half the distance
+            // (or rolls, or drops the journal). An unpark that came since
+            // `refresh` makes `park` return at once.
+            if let Some(cur) = &self.current {
+                let seen = cur.written();
+                if !cur.sleep_until(seen.saturating_add(self.config.ahead / 2), seen) {
+                    continue;
+                }
+            }
+            self.shared.sleeps.fetch_add(1, Ordering::Relaxed);
             std::thread::park();
         }
     }

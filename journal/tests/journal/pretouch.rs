@@ -151,6 +151,41 @@ fn the_pretoucher_keeps_pages_mapped_ahead_of_the_writer_and_sleeps() {
 }
 
 #[test]
+fn the_pretoucher_sleeps_when_done_and_a_steady_writer_wakes_it_once_per_half_distance() {
+    let dir = tempfile::tempdir().unwrap();
+    let ahead = 1 << 20;
+    let cfg = config().with_segment_size(64 << 20).with_pretouch(Some(
+        PretouchConfig::default()
+            .with_ahead(ahead)
+            .with_chunk(16 << 10),
+    ));
+    let (mut j, _) = Journal::open(dir.path(), cfg).unwrap();
+    let status = wait_for(&j, "the first segment, mapped in", |s| {
+        s.populate_refused || s.populated_ahead >= ahead
+    });
+    if status.populate_refused {
+        return;
+    }
+    // Idle: asleep, not spinning (nothing wakes it).
+    let asleep = wait_for(&j, "asleep", |s| s.sleeps >= 1).sleeps;
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(j.pretouch_status().unwrap().sleeps, asleep);
+    // 8 MiB of appends in batches that let it keep up: 512 chunk
+    // boundaries crossed, but about 16 wake-ups (one per 512 KiB).
+    let per_batch = (256 << 10) / FRAME as u64;
+    let mut seq = 1;
+    while (seq as usize) * FRAME < 8 << 20 {
+        append_range(&mut j, seq..=seq + per_batch - 1);
+        seq += per_batch;
+        // (It sleeps with up to half the distance, less the writer's
+        // last unreported chunk, still mapped in.)
+        wait_for(&j, "keeping up", |s| s.populated_ahead >= ahead / 4);
+    }
+    let woken = j.pretouch_status().unwrap().sleeps - asleep;
+    assert!((8..=64).contains(&woken), "{woken} wake-ups for 8 MiB");
+}
+
+#[test]
 fn many_rolls_with_the_pretoucher_keep_every_record() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = with_pretouch(config()); // 4 KiB segments: a roll every 33 records
