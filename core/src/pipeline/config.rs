@@ -148,7 +148,7 @@ impl StageConfig {
 /// How the input journal's pages ahead of the journaler are made ready
 /// (`[journal] pretouch`). The first store into a fresh page of the
 /// journal's shared mapping faults (allocating and zeroing a page-cache
-/// page, about 4 µs per 4 KiB on the development VMs); this decides who
+/// page, 1–4 µs per 4 KiB on the development VMs); this decides who
 /// pays that, and when. See `docs/tuning.md`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum JournalPretouch {
