@@ -23,8 +23,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::engine::{EngineConfig, RiskMode};
-use crate::pipeline::{PipelineConfig, StageConfig, WaitKind};
-use ringex_journal::{DurabilityPolicy, JournalConfig, RecoveryMode, RetentionPolicy};
+use crate::pipeline::{JournalPretouch, PipelineConfig, StageConfig, WaitKind};
+use ringex_journal::{
+    DurabilityPolicy, JournalConfig, PretouchConfig, RecoveryMode, RetentionPolicy,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -105,6 +107,10 @@ pub struct JournalSection {
     pub durability: String,
     /// `strict` or `tolerant`.
     pub recovery: String,
+    /// `idle`, `thread` or `off`: who makes the input journal's pages ready.
+    pub pretouch: String,
+    /// MiB the `thread` pretoucher keeps ready ahead of the journaler.
+    pub pretouch_mib: u64,
     /// Snapshot every this many commands; 0: never while running.
     pub snapshot_every: u64,
     /// Snapshot at clean shutdown.
@@ -166,6 +172,19 @@ pub fn durability_name(policy: DurabilityPolicy) -> String {
         DurabilityPolicy::FsyncPerBatch => "fsync-batch".into(),
         DurabilityPolicy::FsyncEveryMillis(ms) => format!("fsync-ms:{ms}"),
     }
+}
+
+/// Parses a pretouch name (`idle`, `thread`, `off`); `ahead_mib` is the
+/// thread's distance ahead.
+pub fn parse_pretouch(s: &str, ahead_mib: u64) -> Result<JournalPretouch> {
+    Ok(match s {
+        "idle" => JournalPretouch::Idle,
+        "off" => JournalPretouch::Off,
+        "thread" => JournalPretouch::Thread(
+            PretouchConfig::default().with_ahead((ahead_mib as usize) << 20),
+        ),
+        _ => return Err(bad(format!("pretouch {s:?}: expected idle, thread or off"))),
+    })
 }
 
 /// The TOML table of a preset, by name.
@@ -330,6 +349,13 @@ impl RingexConfig {
                 j.recovery
             )));
         }
+        parse_pretouch(&j.pretouch, 1).map_err(|err| bad(format!("[journal] {err}")))?;
+        if j.pretouch_mib == 0 || j.pretouch_mib > 1024 {
+            return Err(bad(format!(
+                "[journal] pretouch_mib must be in 1..=1024, got {}",
+                j.pretouch_mib
+            )));
+        }
         if j.segment_mib == 0 || j.segment_mib > 1024 {
             return Err(bad(format!(
                 "[journal] segment_mib must be in 1..=1024, got {}",
@@ -366,6 +392,12 @@ impl RingexConfig {
     /// The journal's durability policy.
     pub fn durability(&self) -> DurabilityPolicy {
         parse_durability(&self.journal.durability).expect("checked when the configuration was read")
+    }
+
+    /// Who makes the input journal's pages ready (`[journal] pretouch`).
+    pub fn journal_pretouch(&self) -> JournalPretouch {
+        parse_pretouch(&self.journal.pretouch, self.journal.pretouch_mib)
+            .expect("checked when the configuration was read")
     }
 
     /// The `[engine]` section as the core's engine configuration.
@@ -412,6 +444,7 @@ impl RingexConfig {
             } else {
                 RecoveryMode::Strict
             });
+        config.journal_pretouch = self.journal_pretouch();
         config.engine_config = self.engine_config();
         config.snapshot_every = (j.snapshot_every > 0).then_some(j.snapshot_every);
         config.snapshot_on_shutdown = j.snapshot_on_shutdown;
@@ -439,6 +472,8 @@ mod tests {
             (core.journaler, core.engine, core.publisher)
         );
         assert_eq!(ours.journal, core.journal);
+        assert_eq!(ours.journal_pretouch, core.journal_pretouch);
+        assert_eq!(ours.journal_pretouch, JournalPretouch::Idle);
         assert_eq!(ours.engine_config, core.engine_config);
         assert_eq!(ours.timer_interval, core.timer_interval);
         assert_eq!(ours.snapshot_every, core.snapshot_every);
@@ -478,6 +513,12 @@ mod tests {
         let p = d.pipeline_config(Path::new("/tmp/x"));
         assert_eq!(p.engine, StageConfig::pinned_spin(3));
         assert_eq!(d.durability(), DurabilityPolicy::FsyncPerBatch);
+        // The same pretoucher as the Rust preset.
+        assert_eq!(
+            p.journal_pretouch,
+            PipelineConfig::dedicated_server("/tmp/x", &[2, 3, 4]).journal_pretouch
+        );
+        assert!(matches!(p.journal_pretouch, JournalPretouch::Thread(_)));
         assert_eq!(
             RingexConfig::load(Path::new("two-core")).unwrap().config,
             RingexConfig::defaults()
@@ -531,6 +572,18 @@ mod tests {
     }
 
     #[test]
+    fn pretouch_names_and_distance() {
+        let c = RingexConfig::from_toml("[journal]\npretouch = \"thread\"\npretouch_mib = 16\n")
+            .unwrap();
+        assert_eq!(
+            c.pipeline_config(Path::new("/tmp/x")).journal_pretouch,
+            JournalPretouch::Thread(PretouchConfig::default().with_ahead(16 << 20))
+        );
+        let c = RingexConfig::from_toml("[journal]\npretouch = \"off\"\n").unwrap();
+        assert_eq!(c.journal_pretouch(), JournalPretouch::Off);
+    }
+
+    #[test]
     fn a_file_overrides_only_what_it_names() {
         let c = RingexConfig::from_toml(
             "[pipeline.engine]\nwait = \"sleep:50\"\n[journal]\ndurability = \"fsync-ms:5\"\n",
@@ -564,6 +617,8 @@ mod tests {
             ("[journal]\ndurability = \"always\"\n", "durability"),
             ("[journal]\nsegment_mib = 0\n", "segment_mib"),
             ("[journal]\nsegment_mib = \"big\"\n", "segment_mib"),
+            ("[journal]\npretouch = \"always\"\n", "pretouch"),
+            ("[journal]\npretouch_mib = 0\n", "pretouch_mib"),
             ("not toml at all [", ""),
         ] {
             let err = RingexConfig::from_toml(text).expect_err(text).to_string();

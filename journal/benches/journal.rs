@@ -17,6 +17,12 @@
 //!   `end_batch`, into fresh 64 MiB segments (page faults and block
 //!   allocation included), next to `append/raw_write/{80,96}`: `write(2)`
 //!   of the same encoded bytes to a fresh file in the same directory.
+//! - `append/None_prepared/{80,96}`: as `None`, with the journaler's
+//!   idle-time `prepare_ahead` done outside the timed region before each
+//!   batch (a journaler that had idle time).
+//! - `append/None_pretouch_thread/{80,96}`: as `None`, with the background
+//!   pretoucher thread (`JournalConfig::pretouch`, 8 MiB ahead) running
+//!   beside the appends (a journaler that never idles).
 //! - `append_fsync/FsyncPerBatch/80`: batches of 64 records, each ending in
 //!   `msync(MS_SYNC)`, next to `append_fsync/raw_write_fdatasync/80`.
 //! - `read/reader/80`: `JournalReader` over 256K records (CRC, sequence and
@@ -25,7 +31,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ringex_journal::format::{encode_frame, frame_size};
-use ringex_journal::{DurabilityPolicy, Journal, JournalConfig, JournalReader};
+use ringex_journal::{DurabilityPolicy, Journal, JournalConfig, JournalReader, PretouchConfig};
 use std::hint::black_box;
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -143,6 +149,30 @@ fn append(c: &mut Criterion) {
                     j.end_batch().unwrap();
                     elapsed += start.elapsed();
                 }
+                elapsed
+            })
+        });
+        // The background pretoucher (`JournalConfig::pretouch`) running
+        // beside the appends, into fresh segments as in `None`: what
+        // appending costs when the journaler never idles.
+        g.bench_function(BenchmarkId::new("None_pretouch_thread", size), |b| {
+            let payload = vec![0x5Au8; size];
+            b.iter_custom(|iters| {
+                let dir = tempdir();
+                let cfg =
+                    config(DurabilityPolicy::None).with_pretouch(Some(PretouchConfig::default()));
+                let (mut j, _) = Journal::open(dir.path(), cfg).unwrap();
+                let mut seq = 1;
+                let start = Instant::now();
+                for _ in 0..iters {
+                    for _ in 0..BATCH {
+                        j.append(seq, seq, 5, &payload).unwrap();
+                        seq += 1;
+                    }
+                    j.end_batch().unwrap();
+                }
+                let elapsed = start.elapsed();
+                drop(j);
                 elapsed
             })
         });

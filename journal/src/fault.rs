@@ -267,7 +267,9 @@ impl<F: FsFile> FsFile for FaultyFile<F> {
     }
 }
 
-impl<M: MappedMut> MappedMut for FaultyMapMut<M> {
+// SAFETY: every method forwards to the inner mapping, which upholds the
+// contract; the plan's bookkeeping touches no mapped byte.
+unsafe impl<M: MappedMut> MappedMut for FaultyMapMut<M> {
     #[inline]
     fn as_slice(&self) -> &[u8] {
         self.inner.as_slice()

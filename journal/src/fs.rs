@@ -113,7 +113,23 @@ pub trait FsFile: Send + Sync {
 
 /// A writable shared mapping of a file: stores reach the page cache (and so
 /// other readers of the file) directly.
-pub trait MappedMut: Send {
+///
+/// # Safety
+///
+/// The journal writer takes a raw pointer from [`Self::as_mut_slice`] once,
+/// right after mapping, and stores records through it for as long as the
+/// mapping lives; the background pretoucher (see `JournalConfig::pretouch`)
+/// meanwhile calls [`Self::populate_write`] through a shared reference on
+/// another thread. An implementation must therefore:
+///
+/// - return the same memory from every call of [`Self::as_slice`] and
+///   [`Self::as_mut_slice`] for the value's whole life, even when the value
+///   is moved (as a real `mmap` does: the bytes are not inside the value);
+/// - never read or write the mapped bytes through a Rust reference in
+///   [`Self::populate_write`], [`Self::flush_range`] or
+///   [`Self::flush_async_range`] (system calls on the address range, such
+///   as `madvise` and `msync`, are fine), nor in `Drop`, other than unmapping.
+pub unsafe trait MappedMut: Send + Sync {
     /// The mapped bytes.
     fn as_slice(&self) -> &[u8];
     /// The mapped bytes, writable.
@@ -126,7 +142,9 @@ pub trait MappedMut: Send {
     fn flush_async_range(&self, offset: usize, len: usize) -> io::Result<()>;
     /// Maps `[offset, offset + len)` in writable ahead of use, so that later
     /// stores into it take no page fault. A hint: the default does nothing,
-    /// and an error only means the stores will fault as usual.
+    /// and an error only means the stores will fault as usual. It must not
+    /// change the bytes: it may run on another thread while the writer
+    /// stores records into the same range.
     fn populate_write(&self, offset: usize, len: usize) -> io::Result<()> {
         let _ = (offset, len);
         Ok(())
@@ -273,7 +291,11 @@ impl FsFile for StdFile {
     }
 }
 
-impl MappedMut for StdMapMut {
+// SAFETY: the bytes live in the kernel's mapping, not in the value (memmap2
+// keeps a raw pointer), so they do not move with it; `populate_write` and the
+// flushes are `madvise` and `msync` on the address range, which create no
+// reference to the bytes.
+unsafe impl MappedMut for StdMapMut {
     #[inline]
     fn as_slice(&self) -> &[u8] {
         &self.0

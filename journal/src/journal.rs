@@ -5,7 +5,11 @@
 //! [`Journal::end_batch`] and the rest. A second writer, in this process or
 //! another, is kept out by an exclusive `flock` on `LOCK` in the journal
 //! directory ([`Error::Locked`]). Readers use their own read-only file handles
-//! ([`crate::JournalReader`]) and never touch the writer's mapping.
+//! ([`crate::JournalReader`]) and never touch the writer's mapping. The
+//! optional background pretoucher ([`JournalConfig::pretouch`],
+//! [`crate::pretouch`]) is a thread the journal owns: it maps pages of the
+//! writer's mapping in without writing them and prepares the next segment,
+//! which the writer takes over; the writer never waits for it.
 //!
 //! # Sequence numbers
 //!
@@ -38,6 +42,9 @@ use crate::format::{
 };
 use crate::fs::{FileSystem, FsFile, MappedMut, OpenMode, StdFs};
 use crate::inspect::{inspect_segment, list_segments, Continuation, Verdict};
+use crate::pretouch::{
+    NextSegment, PretouchConfig, PretouchStatus, Pretoucher, SegmentWriter, PRETOUCH_SUFFIX,
+};
 use crate::reader::JournalReader;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -106,6 +113,12 @@ pub struct JournalConfig {
     pub durability: DurabilityPolicy,
     /// What recovery does with corruption before the tail.
     pub recovery: RecoveryMode,
+    /// The background pretoucher thread (`None`, the default: no thread).
+    /// See [`crate::pretouch`]: it keeps [`PretouchConfig::ahead`] bytes
+    /// past the writer mapped in and the next segment ready, so appends
+    /// take no page fault and a roll creates no file, even when the
+    /// journaler never idles.
+    pub pretouch: Option<PretouchConfig>,
 }
 
 impl Default for JournalConfig {
@@ -114,6 +127,7 @@ impl Default for JournalConfig {
             segment_size: DEFAULT_SEGMENT_SIZE,
             durability: DurabilityPolicy::default(),
             recovery: RecoveryMode::default(),
+            pretouch: None,
         }
     }
 }
@@ -137,8 +151,18 @@ impl JournalConfig {
         self
     }
 
+    /// This configuration with the background pretoucher on (`Some`) or
+    /// off (`None`).
+    pub fn with_pretouch(mut self, pretouch: Option<PretouchConfig>) -> Self {
+        self.pretouch = pretouch;
+        self
+    }
+
     /// Checks the configuration.
     pub fn validate(&self) -> Result<()> {
+        if let Some(p) = &self.pretouch {
+            p.validate()?;
+        }
         if self.segment_size < MIN_SEGMENT_SIZE || self.segment_size > MAX_SEGMENT_SIZE {
             return Err(Error::InvalidConfig(
                 "segment_size must be between MIN_SEGMENT_SIZE and MAX_SEGMENT_SIZE",
@@ -231,7 +255,8 @@ struct SegmentMeta {
 }
 
 struct Active<F: FileSystem> {
-    map: F::MapMut,
+    /// The mapping (shared with the pretoucher, which only maps pages in).
+    map: SegmentWriter<F::MapMut>,
     /// Kept open for as long as it is mapped (and used by `prepare_ahead`).
     file: F::File,
     header: SegmentHeader,
@@ -250,6 +275,10 @@ struct Active<F: FileSystem> {
     /// stops asking and takes page faults as they come.
     populate_refused: bool,
     records: u64,
+    /// When `offset` reaches this, the writer publishes its position to
+    /// the pretoucher and wakes it (once per chunk; `usize::MAX` without a
+    /// pretoucher).
+    report_at: usize,
 }
 
 /// Bytes `append` maps in at a time when it reaches the end of the pages
@@ -257,19 +286,62 @@ struct Active<F: FileSystem> {
 const POPULATE_CHUNK: usize = 256 << 10;
 
 impl<F: FileSystem> Active<F> {
-    /// Maps in the chunk of pages from the one holding `at` on.
+    /// Maps in the chunk of pages from the one holding `at` on, unless the
+    /// pretoucher already has (then only notes how far it got).
     #[cold]
     #[inline(never)]
-    fn populate_from(&mut self, at: usize) {
+    fn populate_from(&mut self, at: usize, end: usize) {
         const PAGE: usize = 4096;
-        let len = self.map.as_slice().len();
+        let seg = self.map.shared();
+        let theirs = seg.populated();
+        if theirs >= end {
+            self.populated = theirs;
+            return;
+        }
+        if seg.refused() {
+            self.populate_refused = true;
+            return;
+        }
+        let len = seg.len();
         let from = (at / PAGE * PAGE).min(len);
         let to = from.saturating_add(POPULATE_CHUNK).min(len);
-        match self.map.populate_write(from, to - from) {
-            Ok(()) => self.populated = to,
-            Err(_) => self.populate_refused = true,
+        if seg.populate(from, to) {
+            self.populated = to;
+        } else {
+            self.populate_refused = true;
         }
     }
+
+    fn new(
+        map: SegmentWriter<F::MapMut>,
+        file: F::File,
+        header: SegmentHeader,
+        path: PathBuf,
+        offset: usize,
+        records: u64,
+        pretouch: Option<&Pretoucher<F>>,
+    ) -> Self {
+        let populated = map.shared().populated().max(offset);
+        Active {
+            map,
+            file,
+            header,
+            path,
+            offset,
+            synced: offset,
+            prepared: offset,
+            populated,
+            populate_refused: false,
+            records,
+            report_at: pretouch.map_or(usize::MAX, |p| next_report(offset, p.chunk())),
+        }
+    }
+}
+
+/// The first chunk boundary after `offset`.
+#[inline]
+fn next_report(offset: usize, chunk: usize) -> usize {
+    (offset / chunk + 1) * chunk
 }
 
 /// Zeros for `prepare_ahead`.
@@ -284,6 +356,10 @@ struct Failure {
 
 /// The append-only journal writer (see the module docs).
 pub struct Journal<F: FileSystem = StdFs> {
+    /// The background pretoucher, if configured. First, so that it is
+    /// stopped and joined before anything else is dropped (the lock among
+    /// them).
+    pretouch: Option<Pretoucher<F>>,
     fs: F,
     dir: PathBuf,
     config: JournalConfig,
@@ -362,26 +438,39 @@ impl<F: FileSystem> Journal<F> {
             active,
             ..
         } = rec;
-        let active = match active {
-            Some((file, header, path, offset, records)) => {
-                let len = file.size().map_err(|e| Error::io("stat", &path, e))?;
+        remove_pretouch_leftovers(&fs, &dir);
+        let map = match &active {
+            Some((file, _, path, offset, _)) => {
+                let len = file.size().map_err(|e| Error::io("stat", path, e))?;
                 let map = fs
-                    .map_mut(&file, len as usize)
-                    .map_err(|e| Error::io("mmap segment", &path, e))?;
-                Some(Active {
-                    map,
-                    file,
-                    header,
-                    path,
-                    offset,
-                    synced: offset,
-                    prepared: offset,
-                    populated: offset,
-                    populate_refused: false,
-                    records,
-                })
+                    .map_mut(file, len as usize)
+                    .map_err(|e| Error::io("mmap segment", path, e))?;
+                Some(SegmentWriter::new(map, *offset))
             }
             None => None,
+        };
+        let pretouch = match config.pretouch {
+            Some(p) => Some(Pretoucher::start(
+                fs.clone(),
+                &dir,
+                config.segment_size,
+                config.durability.syncs(),
+                p,
+                map.as_ref().map(|m| std::sync::Arc::clone(m.shared())),
+            )?),
+            None => None,
+        };
+        let active = match (active, map) {
+            (Some((file, header, path, offset, records)), Some(map)) => Some(Active::new(
+                map,
+                file,
+                header,
+                path,
+                offset,
+                records,
+                pretouch.as_ref(),
+            )),
+            _ => None,
         };
         let last = prev.and_then(|p| {
             if report.records > 0 {
@@ -391,6 +480,7 @@ impl<F: FileSystem> Journal<F> {
             }
         });
         let journal = Journal {
+            pretouch,
             fs,
             dir,
             config,
@@ -439,7 +529,7 @@ impl<F: FileSystem> Journal<F> {
             });
         }
         let fits = match &self.active {
-            Some(a) => a.offset + frame <= a.map.as_slice().len(),
+            Some(a) => a.offset + frame <= a.map.len(),
             None => false,
         };
         if !fits {
@@ -449,13 +539,16 @@ impl<F: FileSystem> Journal<F> {
             unreachable!("roll leaves an active segment or fails");
         };
         if a.offset + frame > a.populated && !a.populate_refused {
-            a.populate_from(a.offset);
+            a.populate_from(a.offset, a.offset + frame);
         }
-        let out = &mut a.map.as_mut_slice()[a.offset..a.offset + frame];
+        let out = a.map.bytes_mut(a.offset, a.offset + frame);
         self.chain =
             crate::format::encode_frame(out, sequence, timestamp, kind, payload, self.chain);
         a.offset += frame;
         a.records += 1;
+        if a.offset >= a.report_at {
+            Self::report_position(a, self.pretouch.as_ref());
+        }
         self.next_seq = Some(sequence.wrapping_add(1));
         self.last_appended = Some(sequence);
         Ok(())
@@ -526,7 +619,7 @@ impl<F: FileSystem> Journal<F> {
             return Ok(0);
         };
         const PAGE: usize = 4096;
-        let len = a.map.as_slice().len();
+        let len = a.map.len();
         // Never the page the writer is in: only whole pages beyond it.
         let from = a.prepared.max(a.offset.div_ceil(PAGE) * PAGE).min(len);
         let to = from.saturating_add(max_bytes).min(len);
@@ -543,7 +636,7 @@ impl<F: FileSystem> Journal<F> {
         // mapping faults once per fresh page even when the page is cached.
         // A hint only: if the kernel refuses (older than 5.14), appends
         // fault as before.
-        if to > from && a.map.populate_write(from, to - from).is_ok() {
+        if to > from && a.map.shared().populate(from, to) {
             a.populated = a.populated.max(to);
         }
         a.prepared = to;
@@ -582,10 +675,11 @@ impl<F: FileSystem> Journal<F> {
         let result = match self.active.as_mut() {
             Some(a) if a.offset > a.synced => {
                 let len = a.offset - a.synced;
+                let map = a.map.shared().map();
                 let r = if wait {
-                    a.map.flush_range(a.synced, len)
+                    map.flush_range(a.synced, len)
                 } else {
-                    a.map.flush_async_range(a.synced, len)
+                    map.flush_async_range(a.synced, len)
                 };
                 match r {
                     Ok(()) => {
@@ -621,12 +715,15 @@ impl<F: FileSystem> Journal<F> {
                 }
             } else {
                 a.header.seal(a.records, a.offset as u64, self.chain);
-                a.map.as_mut_slice()[..SEGMENT_HEADER_SIZE].copy_from_slice(&a.header.to_bytes());
+                a.map
+                    .bytes_mut(0, SEGMENT_HEADER_SIZE)
+                    .copy_from_slice(&a.header.to_bytes());
+                let map = a.map.shared().map();
                 let r = match self.config.durability {
                     DurabilityPolicy::None => Ok(()),
-                    DurabilityPolicy::Write => a.map.flush_async_range(0, a.offset),
+                    DurabilityPolicy::Write => map.flush_async_range(0, a.offset),
                     DurabilityPolicy::FsyncPerBatch | DurabilityPolicy::FsyncEveryMillis(_) => {
-                        a.map.flush_range(0, a.offset)
+                        map.flush_range(0, a.offset)
                     }
                 };
                 if let Err(e) = r {
@@ -636,6 +733,40 @@ impl<F: FileSystem> Journal<F> {
         }
         let path = self.dir.join(segment_file_name(first_seq));
         let size = self.config.segment_size;
+        let header = SegmentHeader::new(first_seq, now_unix_nanos(), self.chain, size);
+        let prepared = self.pretouch.as_ref().and_then(Pretoucher::take_next);
+        let (file, map) = match prepared {
+            Some(next) => self.adopt_segment(next, &header, &path)?,
+            None => self.create_segment(&header, &path)?,
+        };
+        self.segments.push(SegmentMeta {
+            first_seq,
+            path: path.clone(),
+        });
+        if let Some(p) = &self.pretouch {
+            p.set_current(std::sync::Arc::clone(map.shared()));
+        }
+        self.active = Some(Active::new(
+            map,
+            file,
+            header,
+            path,
+            SEGMENT_HEADER_SIZE,
+            0,
+            self.pretouch.as_ref(),
+        ));
+        Ok(())
+    }
+
+    /// A new segment the slow way, on the writer's thread: create, reserve
+    /// the blocks, write the header, sync (under a syncing policy), map.
+    fn create_segment(
+        &mut self,
+        header: &SegmentHeader,
+        path: &Path,
+    ) -> Result<(F::File, SegmentWriter<F::MapMut>)> {
+        let path = path.to_path_buf();
+        let size = header.segment_size;
         let file = match self.fs.open(&path, OpenMode::CreateNew) {
             Ok(f) => f,
             Err(e) => return Err(self.fail("create segment", path, e)),
@@ -643,7 +774,6 @@ impl<F: FileSystem> Journal<F> {
         if let Err(e) = file.allocate(size) {
             return Err(self.fail("preallocate segment", path, e));
         }
-        let header = SegmentHeader::new(first_seq, now_unix_nanos(), self.chain, size);
         if let Err(e) = file.write_all_at(&header.to_bytes(), 0) {
             return Err(self.fail("write segment header", path, e));
         }
@@ -660,23 +790,73 @@ impl<F: FileSystem> Journal<F> {
             Ok(m) => m,
             Err(e) => return Err(self.fail("mmap segment", path, e)),
         };
-        self.segments.push(SegmentMeta {
-            first_seq,
-            path: path.clone(),
-        });
-        self.active = Some(Active {
-            map,
+        Ok((file, SegmentWriter::new(map, SEGMENT_HEADER_SIZE)))
+    }
+
+    /// A segment the pretoucher prepared (created under a temporary name,
+    /// blocks reserved and, under a syncing policy, synced; mapped): write
+    /// the header, sync its page (syncing policies), rename it to `path`,
+    /// sync the directory (syncing policies). A crash before the rename
+    /// leaves a temporary file that the next open removes; after it, the
+    /// same states as [`Self::create_segment`].
+    fn adopt_segment(
+        &mut self,
+        next: NextSegment<F>,
+        header: &SegmentHeader,
+        path: &Path,
+    ) -> Result<(F::File, SegmentWriter<F::MapMut>)> {
+        let NextSegment {
             file,
-            header,
-            path,
-            offset: SEGMENT_HEADER_SIZE,
-            synced: SEGMENT_HEADER_SIZE,
-            prepared: SEGMENT_HEADER_SIZE,
-            populated: SEGMENT_HEADER_SIZE,
-            populate_refused: false,
-            records: 0,
-        });
-        Ok(())
+            writer,
+            path: temporary,
+        } = next;
+        if let Err(e) = file.write_all_at(&header.to_bytes(), 0) {
+            return Err(self.fail("write segment header", temporary, e));
+        }
+        let syncs = self.config.durability.syncs();
+        if syncs {
+            if let Err(e) = writer.shared().map().flush_range(0, SEGMENT_HEADER_SIZE) {
+                return Err(self.fail("fsync new segment", temporary, e));
+            }
+        }
+        if let Err(e) = self.fs.rename(&temporary, path) {
+            return Err(self.fail("rename prepared segment", temporary, e));
+        }
+        if syncs {
+            if let Err(e) = self.fs.sync_dir(&self.dir) {
+                let dir = self.dir.clone();
+                return Err(self.fail("fsync directory", dir, e));
+            }
+        }
+        Ok((file, writer))
+    }
+
+    /// Publishes the writer's position to the pretoucher (once per chunk)
+    /// and wakes it if it asked to be woken by now.
+    #[cold]
+    #[inline(never)]
+    fn report_position(a: &mut Active<F>, pretouch: Option<&Pretoucher<F>>) {
+        if let Some(p) = pretouch {
+            if a.map.shared().publish_written(a.offset) {
+                p.wake();
+            }
+            a.report_at = next_report(a.offset, p.chunk());
+        }
+    }
+
+    /// The background pretoucher's first failure to prepare a segment that
+    /// has not been taken yet (`None` without a pretoucher or a failure; a
+    /// single atomic load then). Such a failure does not stop the journal:
+    /// the writer creates that segment itself at the roll, under the usual
+    /// failure policy.
+    pub fn take_pretouch_error(&mut self) -> Option<Error> {
+        self.pretouch.as_ref().and_then(Pretoucher::take_error)
+    }
+
+    /// What the background pretoucher has done (`None` without one).
+    pub fn pretouch_status(&self) -> Option<PretouchStatus> {
+        let written = self.active.as_ref().map_or(0, |a| a.offset);
+        self.pretouch.as_ref().map(|p| p.status(written))
     }
 
     fn fail(&mut self, op: &'static str, path: PathBuf, e: io::Error) -> Error {
@@ -980,5 +1160,19 @@ impl<F: FileSystem> Recovery<'_, F> {
         self.fs
             .sync_dir(self.dir)
             .map_err(|e| Error::io("fsync directory", self.dir, e))
+    }
+}
+
+/// Removes segment files a pretoucher prepared and nobody took (a crash
+/// before the roll that would have renamed them). Best effort: they are
+/// ignored anyway.
+fn remove_pretouch_leftovers<F: FileSystem>(fs: &F, dir: &Path) {
+    let Ok(names) = fs.list_dir(dir) else {
+        return;
+    };
+    for name in names {
+        if name.to_str().is_some_and(|n| n.ends_with(PRETOUCH_SUFFIX)) {
+            let _ = fs.remove_file(&dir.join(name));
+        }
     }
 }

@@ -35,6 +35,7 @@
 //! |--------|------|--------|
 //! | [`format`](mod@format) | The byte layout: segment header, record frame, hash chain, named offsets, ASCII diagrams | any |
 //! | [`Journal`] (`journal.rs`) | The writer: append, durability policy, segment rolling, recovery on open, segment retention | **single writer: the journaler thread** |
+//! | [`pretouch`] | The optional background pretoucher: pages ahead of the writer mapped in, the next segment prepared | **its own thread, `ringex-pretouch`, owned by the [`Journal`]** |
 //! | [`JournalReader`] (`reader.rs`) | Iterates records from any sequence number, with its own file handles | any; many readers beside the writer |
 //! | [`verify()`] (`verify.rs`) | Walks every segment, recomputes CRCs and the chain, names the first break | any (read-only) |
 //! | [`snapshot`] | Atomic snapshots, loading the newest valid one, retention | the thread that takes snapshots |
@@ -45,7 +46,12 @@
 //! ## Threads
 //!
 //! Single writer: the journaler thread owns the [`Journal`]; an exclusive
-//! lock file keeps out any second writer. Readers never share the writer's
+//! lock file keeps out any second writer. With
+//! [`JournalConfig::pretouch`] set, the journal also owns a background
+//! thread, `ringex-pretouch`, which maps pages in ahead of the writer and
+//! prepares its next segment; it never stores into a mapping, holds
+//! mappings by `Arc` so none is unmapped under it, and is joined when the
+//! journal is dropped ([`pretouch`]). Readers never share the writer's
 //! mapping: a [`JournalReader`] (and [`verify()`]) reads segment files
 //! through its own handles with positional reads, so it may run on any
 //! thread, sealed segments and the active one alike; a record the writer is
@@ -71,6 +77,7 @@ pub mod format;
 pub mod fs;
 mod inspect;
 mod journal;
+pub mod pretouch;
 mod reader;
 pub mod snapshot;
 mod verify;
@@ -80,6 +87,7 @@ pub use journal::{
     DroppedData, DurabilityPolicy, Journal, JournalConfig, RecoveryMode, RecoveryReport, TornTail,
     DEFAULT_SEGMENT_SIZE,
 };
+pub use pretouch::{PretouchConfig, PretouchStatus};
 pub use reader::{JournalReader, OwnedRecord, Record};
 pub use snapshot::{
     load_newest_valid_snapshot, write_snapshot, RetentionPolicy, RetentionReport, Snapshot,

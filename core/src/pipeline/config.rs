@@ -2,7 +2,7 @@
 //! the journal, the engine, the timer; two documented presets.
 
 use crate::EngineConfig;
-use ringex_journal::{DurabilityPolicy, JournalConfig, RetentionPolicy};
+use ringex_journal::{DurabilityPolicy, JournalConfig, PretouchConfig, RetentionPolicy};
 use std::cell::Cell;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
@@ -145,6 +145,32 @@ impl StageConfig {
     }
 }
 
+/// How the input journal's pages ahead of the journaler are made ready
+/// (`[journal] pretouch`). The first store into a fresh page of the
+/// journal's shared mapping faults (allocating and zeroing a page-cache
+/// page, 1–4 µs per 4 KiB on the development VMs); this decides who
+/// pays that, and when. See `docs/tuning.md`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum JournalPretouch {
+    /// Nobody in advance: the journaler maps pages in as its appends reach
+    /// them (256 KiB per `madvise`), on the critical path.
+    Off,
+    /// The journaler itself, while the input ring is empty
+    /// ([`ringex_journal::Journal::prepare_ahead`], keeping
+    /// [`super::JOURNALER_PREPARE_LEAD`] ready, one
+    /// [`super::JOURNALER_PREPARE_STEP`] per idle poll). No extra thread;
+    /// a journaler that never idles gets no help. The default, and the
+    /// `two-core` preset's.
+    #[default]
+    Idle,
+    /// The journal's background pretoucher thread
+    /// (`ringex_journal::pretouch`; unpinned, mostly asleep): pages kept
+    /// mapped [`PretouchConfig::ahead`] past the journaler and the next
+    /// segment prepared before the roll, also under saturation. The
+    /// `dedicated-server` preset's.
+    Thread(PretouchConfig),
+}
+
 /// A test hook: a gate the journaler waits at before each command while it
 /// is closed. Lets a test hold the input ring full deterministically. Not
 /// for production use.
@@ -196,8 +222,13 @@ pub struct PipelineConfig {
     /// Directory of the input journal (created if missing).
     pub journal_dir: PathBuf,
     /// Journal segment size, durability policy and recovery mode (of the
-    /// input journal and the output journal alike).
+    /// input journal and the output journal alike). Its `pretouch` must be
+    /// `None`: [`Self::journal_pretouch`] says what the input journal gets.
     pub journal: JournalConfig,
+    /// Who makes the input journal's pages ready ahead of the journaler.
+    /// The output journal gets neither idle-time preparation nor a
+    /// pretoucher thread.
+    pub journal_pretouch: JournalPretouch,
     /// Directory of the output journal (every event; see [the module
     /// docs](super#the-output-journal)). `None`: the `events`
     /// subdirectory of [`Self::journal_dir`] (the input journal ignores it).
@@ -241,6 +272,7 @@ impl PipelineConfig {
             publisher: StageConfig::backoff(),
             journal_dir: journal_dir.into(),
             journal: JournalConfig::default(),
+            journal_pretouch: JournalPretouch::Idle,
             output_journal_dir: None,
             engine_config: EngineConfig::default(),
             timer_interval: Some(Duration::from_millis(100)),
@@ -255,7 +287,9 @@ impl PipelineConfig {
     /// The preset for a dedicated many-core server: each stage busy-spins on
     /// its own pinned core, `cores[0]` journaler, `cores[1]` engine,
     /// `cores[2]` publisher (give at least three cores, isolated from the
-    /// OS and the gateways); larger rings; durability `Write`.
+    /// OS and the gateways); larger rings; durability `Write`; the journal's
+    /// pretoucher thread ([`JournalPretouch::Thread`]), which the OS runs
+    /// on the cores left to it.
     ///
     /// # Panics
     /// If `cores` has fewer than three entries.
@@ -270,6 +304,7 @@ impl PipelineConfig {
             journaler: StageConfig::pinned_spin(cores[0]),
             engine: StageConfig::pinned_spin(cores[1]),
             publisher: StageConfig::pinned_spin(cores[2]),
+            journal_pretouch: JournalPretouch::Thread(PretouchConfig::default()),
             ..PipelineConfig::two_core_default(journal_dir)
         }
     }
@@ -278,6 +313,21 @@ impl PipelineConfig {
     pub fn with_durability(mut self, durability: DurabilityPolicy) -> Self {
         self.journal = self.journal.with_durability(durability);
         self
+    }
+
+    /// This configuration with another [`Self::journal_pretouch`].
+    pub fn with_journal_pretouch(mut self, pretouch: JournalPretouch) -> Self {
+        self.journal_pretouch = pretouch;
+        self
+    }
+
+    /// The input journal's configuration: [`Self::journal`] with the
+    /// pretoucher thread if [`Self::journal_pretouch`] asks for it.
+    pub fn input_journal_config(&self) -> JournalConfig {
+        self.journal.with_pretouch(match self.journal_pretouch {
+            JournalPretouch::Thread(p) => Some(p),
+            JournalPretouch::Off | JournalPretouch::Idle => None,
+        })
     }
 
     /// This configuration with the output journal in `dir`.
@@ -378,7 +428,13 @@ impl PipelineConfig {
             return bad("timer_interval must not be zero".into());
         }
         super::output::validate_dirs(&self.journal_dir, &self.output_journal_path())?;
-        self.journal.validate()?;
+        if self.journal.pretouch.is_some() {
+            return bad(
+                "journal.pretouch must be None: set journal_pretouch (the input journal's) instead"
+                    .into(),
+            );
+        }
+        self.input_journal_config().validate()?;
         self.engine_config.validate()?;
         Ok(())
     }

@@ -39,6 +39,7 @@
 //! |--------|------|------------|
 //! | gateways (any number) | a [`CommandSender`] clone each | never: a full ring is [`SubmitError::Busy`] |
 //! | `ringex-journaler` | the input [`Journal`] (single writer) | [`StageConfig`] of `journaler` |
+//! | `ringex-pretouch` (with [`JournalPretouch::Thread`]) | nothing but clones of the input journal's mappings; it maps pages in and prepares the next segment file, which the journaler takes over | parks until the journaler crosses a chunk |
 //! | `ringex-engine` | the [`Engine`] (**single writer: engine thread**) and the output ring's producer | `engine` |
 //! | `ringex-publisher` | the sink senders, the output [`Journal`] (single writer), the latency histogram | `publisher` |
 //! | `ringex-timer` (optional) | a [`CommandSender`] | sleeps |
@@ -120,10 +121,19 @@
 //! journaler thread, which owns the journal): under
 //! `FsyncEveryMillis(n)` it syncs the last batch once `n` ms have passed
 //! ([`Journal::sync_if_due`]), so a command followed by silence still
-//! becomes durable within about `n` ms plus one idle poll; and it keeps
+//! becomes durable within about `n` ms plus one idle poll; and, with
+//! [`JournalPretouch::Idle`] (the default), it keeps
 //! [`JOURNALER_PREPARE_LEAD`] bytes of the active segment prepared
 //! ([`Journal::prepare_ahead`], [`JOURNALER_PREPARE_STEP`] per poll), so
 //! appends after a quiet spell take no page faults.
+//!
+//! With [`JournalPretouch::Thread`] the input journal owns one more thread,
+//! `ringex-pretouch` (unpinned, asleep unless the journaler has moved a
+//! chunk): it keeps the pages ahead of the journaler mapped in and the next
+//! segment ready, so appends under saturation take no page fault either.
+//! It is started by [`Journal::open`] and joined when the journal is
+//! closed; its failures show in [`Health::pretouch_error`] and stop
+//! nothing.
 //!
 //! # Snapshots
 //!
@@ -161,7 +171,9 @@ mod snapshots;
 mod stages;
 mod timer;
 
-pub use config::{Backoff, PipelineConfig, StageConfig, StageGate, StageWait, WaitKind};
+pub use config::{
+    Backoff, JournalPretouch, PipelineConfig, StageConfig, StageGate, StageWait, WaitKind,
+};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use output::{OutputJournalReport, JOURNAL_KIND_EVENT};
 pub use sender::{
@@ -234,6 +246,9 @@ pub(crate) struct Shared {
     pub(crate) output_journal_error: Mutex<Option<String>>,
     /// The first failure to write a snapshot (snapshots never stop the engine).
     pub(crate) snapshot_error: Mutex<Option<String>>,
+    /// The input journal's pretoucher thread's first failure (it stops
+    /// nothing).
+    pub(crate) pretouch_error: Mutex<Option<String>>,
     /// Live [`CommandSender`]s, the pipeline's own included (clone and drop
     /// count; [`Pipeline::shutdown_within`] reads it).
     pub(crate) live_senders: AtomicUsize,
@@ -254,6 +269,15 @@ impl Shared {
     pub(crate) fn record_snapshot_failure(&self, error: String) {
         let mut slot = self
             .snapshot_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        slot.get_or_insert(error);
+    }
+
+    #[cold]
+    pub(crate) fn record_pretouch_failure(&self, error: String) {
+        let mut slot = self
+            .pretouch_error
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         slot.get_or_insert(error);
@@ -300,6 +324,10 @@ pub struct Health {
     /// The first failure to write a snapshot, if any (the engine and the
     /// journals are unaffected; the next start-up replays more).
     pub snapshot_error: Option<String>,
+    /// The first failure of the input journal's pretoucher thread to
+    /// prepare a segment ([`JournalPretouch::Thread`]), if any. The journal
+    /// is unaffected: the journaler created that segment itself.
+    pub pretouch_error: Option<String>,
 }
 
 impl Health {
@@ -399,7 +427,8 @@ impl Pipeline {
         config: PipelineConfig,
     ) -> Result<Pipeline, PipelineError> {
         config.validate()?;
-        let (journal, recovery) = Journal::open_with(fs, &config.journal_dir, config.journal)?;
+        let (journal, recovery) =
+            Journal::open_with(fs, &config.journal_dir, config.input_journal_config())?;
         let mut reconciler =
             Reconciler::open(output_fs, &config.output_journal_path(), config.journal);
         let mut skipped_snapshots = Vec::new();
@@ -480,6 +509,7 @@ impl Pipeline {
             output_journal_failed: AtomicBool::new(false),
             output_journal_error: Mutex::new(None),
             snapshot_error: Mutex::new(None),
+            pretouch_error: Mutex::new(None),
             live_senders: AtomicUsize::new(1),
             forced_stop_at: AtomicI64::new(NO_FORCED_STOP),
         });
@@ -521,6 +551,7 @@ impl Pipeline {
             shared: Arc::clone(&shared),
             gate: config.journaler_gate.clone(),
             done: journal_done_tx,
+            prepare_when_idle: config.journal_pretouch == JournalPretouch::Idle,
         };
         let engine_stage = EngineStage {
             engine: Some(engine),
@@ -787,6 +818,11 @@ fn health_of(shared: &Shared) -> Health {
             .clone(),
         snapshot_error: shared
             .snapshot_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone(),
+        pretouch_error: shared
+            .pretouch_error
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone(),

@@ -45,6 +45,8 @@ pub(crate) struct JournalerSetup<F: FileSystem> {
     pub(crate) gate: Option<StageGate>,
     /// Told when the journal is closed (after the last batch).
     pub(crate) done: Sender<()>,
+    /// Prepare pages while idle ([`super::JournalPretouch::Idle`]).
+    pub(crate) prepare_when_idle: bool,
 }
 
 impl<F: FileSystem> JournalerSetup<F> {
@@ -57,6 +59,7 @@ impl<F: FileSystem> JournalerSetup<F> {
         let idle = JournalerIdle {
             journal: Rc::clone(&journal),
             shared: Arc::clone(&self.shared),
+            prepare: self.prepare_when_idle,
         };
         JOURNALER_IDLE.with(|hook| *hook.borrow_mut() = Some(Box::new(idle)));
         JournalerStage {
@@ -104,14 +107,17 @@ impl disruptor::wait_strategies::WaitStrategy for JournalerWait {
 struct JournalerIdle<F: FileSystem> {
     journal: Rc<RefCell<Option<Journal<F>>>>,
     shared: Arc<Shared>,
+    /// Prepare pages ahead ([`super::JournalPretouch::Idle`]).
+    prepare: bool,
 }
 
 impl<F: FileSystem> IdleWork for JournalerIdle<F> {
     /// Under `FsyncEveryMillis`, syncs the last batch once its interval has
-    /// passed (otherwise it would wait for the next command); then keeps
-    /// [`JOURNALER_PREPARE_LEAD`] bytes of the segment prepared, one
-    /// [`JOURNALER_PREPARE_STEP`] per call. Both are cheap checks when there
-    /// is nothing to do.
+    /// passed (otherwise it would wait for the next command); then, with
+    /// [`super::JournalPretouch::Idle`], keeps [`JOURNALER_PREPARE_LEAD`]
+    /// bytes of the segment prepared, one [`JOURNALER_PREPARE_STEP`] per
+    /// call. Both are cheap checks when there is nothing to do. It also
+    /// passes on a pretoucher thread's failure (one atomic load when none).
     fn idle(&mut self) {
         let mut slot = self.journal.borrow_mut();
         let Some(journal) = slot.as_mut() else {
@@ -125,11 +131,14 @@ impl<F: FileSystem> IdleWork for JournalerIdle<F> {
                     .durable
                     .store(durable, Ordering::Release);
             }
-            if journal.prepared_ahead() < JOURNALER_PREPARE_LEAD {
+            if self.prepare && journal.prepared_ahead() < JOURNALER_PREPARE_LEAD {
                 journal.prepare_ahead(JOURNALER_PREPARE_STEP)?;
             }
             Ok(())
         });
+        if let Some(e) = journal.take_pretouch_error() {
+            self.shared.record_pretouch_failure(e.to_string());
+        }
         if let Err(e) = result {
             *slot = None;
             self.shared.record_journal_failure(e.to_string());
@@ -194,6 +203,10 @@ impl<F: FileSystem> JournalerStage<F> {
                     let m = &self.shared.metrics;
                     m.durable.store(durable, Ordering::Release);
                     m.journaled.store(self.pending, Ordering::Release);
+                    // A journaler that never idles still reports it.
+                    if let Some(e) = journal.take_pretouch_error() {
+                        self.shared.record_pretouch_failure(e.to_string());
+                    }
                 }
                 Err(e) => {
                     *journal_slot = None;

@@ -145,3 +145,111 @@ fn an_idle_journaler_prepares_the_active_segment_ahead() {
     assert!(report.health.is_ok());
     assert_eq!(journaled_commands(dir.path()).len() as u64, last);
 }
+
+/// `JournalPretouch::Off`: the idle journaler prepares nothing (only the
+/// segment's creation writes).
+#[test]
+fn with_pretouch_off_an_idle_journaler_prepares_nothing() {
+    use ringex_core::pipeline::JournalPretouch;
+    use ringex_journal::fault::{FaultOp, FaultyFs};
+    let dir = tempfile::tempdir().unwrap();
+    let fs = FaultyFs::new();
+    let config = config(dir.path()).with_journal_pretouch(JournalPretouch::Off);
+    let pipeline = Pipeline::start_with(fs.clone(), config).unwrap();
+    let writes_at_start = fs.plan().count(FaultOp::Write);
+    let sink = pipeline.register_sink("client", 1 << 12, OverflowPolicy::Disconnect);
+    let mut sender = pipeline.sender();
+    let mut cmds = market();
+    cmds.push(Command::state_digest());
+    let last = *submit_all(&mut sender, &cmds).last().unwrap();
+    collect_until_digest(&sink, last);
+    std::thread::sleep(std::time::Duration::from_millis(100)); // idle polls
+    assert_eq!(fs.plan().count(FaultOp::Write), writes_at_start + 2);
+    drop(sender);
+    let report = pipeline.shutdown();
+    assert!(report.health.is_ok());
+    assert_eq!(journaled_commands(dir.path()).len() as u64, last);
+}
+
+/// `JournalPretouch::Thread`: the journaler rolls into segments the
+/// pretoucher prepared (each taken over by a rename), journals every
+/// command, and a restart replays them to the same state.
+#[test]
+fn with_the_pretoucher_thread_the_journaler_rolls_into_prepared_segments() {
+    use ringex_core::pipeline::JournalPretouch;
+    use ringex_journal::fault::{FaultOp, FaultyFs};
+    use ringex_journal::PretouchConfig;
+    let dir = tempfile::tempdir().unwrap();
+    let fs = FaultyFs::new();
+    let mut config = config(dir.path()).with_journal_pretouch(JournalPretouch::Thread(
+        PretouchConfig::default()
+            .with_ahead(128 << 10)
+            .with_chunk(16 << 10),
+    ));
+    config.journal = config.journal.with_segment_size(64 << 10); // 545 commands
+    let pipeline = Pipeline::start_with(fs.clone(), config.clone()).unwrap();
+    let sink = pipeline.register_sink("client", 1 << 14, OverflowPolicy::Disconnect);
+    let mut sender = pipeline.sender();
+    let mut cmds = market();
+    cmds.extend(orders(100, 3000));
+    cmds.push(Command::state_digest());
+    let last = *submit_all(&mut sender, &cmds).last().unwrap();
+    collect_until_digest(&sink, last);
+    drop(sender);
+    let report = pipeline.shutdown();
+    assert!(report.health.is_ok(), "{:?}", report.health);
+    assert_eq!(report.health.pretouch_error, None);
+    let digest = report.engine.unwrap().state_digest();
+    // The first segment at least was prepared while the pipeline started.
+    assert!(fs.plan().count(FaultOp::Rename) >= 1);
+    let journaled = journaled_commands(dir.path());
+    assert_eq!(journaled.len() as u64, last);
+    assert!(journaled.len() > 5 * 545);
+    let leftovers = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            name.to_string_lossy().ends_with(".pretouch")
+        })
+        .count();
+    assert_eq!(leftovers, 0, "the untaken segment is removed at close");
+    let pipeline = Pipeline::start(config).unwrap();
+    assert_eq!(pipeline.startup().replayed, last);
+    assert_eq!(pipeline.startup().digest_after_replay, digest);
+    assert!(pipeline.shutdown().health.is_ok());
+}
+
+/// A failure of the pretoucher thread is reported in `Health` and stops
+/// nothing: the journaler creates the segment itself.
+#[test]
+fn a_pretoucher_failure_is_reported_and_the_pipeline_carries_on() {
+    use ringex_core::pipeline::JournalPretouch;
+    use ringex_journal::fault::{FaultOp, FaultyFs};
+    use ringex_journal::PretouchConfig;
+    let dir = tempfile::tempdir().unwrap();
+    let fs = FaultyFs::new();
+    // The first creation is the pretoucher's (of the first segment), made
+    // as soon as the journal opens.
+    fs.plan().fail_nth_next(FaultOp::Create, 1);
+    let config = config(dir.path())
+        .with_journal_pretouch(JournalPretouch::Thread(PretouchConfig::default()));
+    let pipeline = Pipeline::start_with(fs.clone(), config).unwrap();
+    // The idle journaler passes it on.
+    wait_until("the pretoucher's failure in Health", || {
+        pipeline.health().pretouch_error.is_some()
+    });
+    let health = pipeline.health();
+    assert!(health.is_ok(), "{health:?}");
+    let error = health.pretouch_error.unwrap();
+    assert!(error.contains("pretouch: create segment"), "{error}");
+    let sink = pipeline.register_sink("client", 1 << 12, OverflowPolicy::Disconnect);
+    let mut sender = pipeline.sender();
+    let mut cmds = market();
+    cmds.push(Command::state_digest());
+    let last = *submit_all(&mut sender, &cmds).last().unwrap();
+    collect_until_digest(&sink, last);
+    drop(sender);
+    let report = pipeline.shutdown();
+    assert!(report.health.is_ok(), "{:?}", report.health);
+    assert_eq!(journaled_commands(dir.path()).len() as u64, last);
+}

@@ -3,6 +3,7 @@
 mod chain;
 mod corruption;
 mod faults;
+mod pretouch;
 mod properties;
 mod roundtrip;
 mod snapshots;

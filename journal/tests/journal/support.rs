@@ -47,7 +47,10 @@ pub fn kind(seq: u64) -> u8 {
 }
 
 /// Appends `seqs` with 80-byte payloads and ends the batch.
-pub fn append_range(journal: &mut Journal, seqs: std::ops::RangeInclusive<u64>) {
+pub fn append_range<F: ringex_journal::fs::FileSystem>(
+    journal: &mut Journal<F>,
+    seqs: std::ops::RangeInclusive<u64>,
+) {
     for seq in seqs {
         journal
             .append(seq, timestamp(seq), kind(seq), &payload(seq, COMMAND))
