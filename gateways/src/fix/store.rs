@@ -561,6 +561,76 @@ mod tests {
     }
 
     #[test]
+    fn writes_wait_for_flush_and_resends_read_back_what_was_saved() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = MessageStore::open(dir.path(), "s").unwrap();
+        let (seqnums_path, messages_path) = {
+            let (a, b) = s.paths().unwrap();
+            (a.to_path_buf(), b.to_path_buf())
+        };
+        let mut sent = Vec::new();
+        for seq in 1..=50u64 {
+            let mut m = OutMessage::new("8");
+            m.set_uint(14, seq).set(11, format!("order-{seq}"));
+            s.save(seq, seq as i64 * 10, (seq % 5 != 0).then(|| m.clone()))
+                .unwrap();
+            s.set_next_sender(seq + 1).unwrap();
+            sent.push(m);
+        }
+        // Nothing reaches the files before the flush the event loop calls
+        // ahead of writing the session's bytes to its socket.
+        assert_eq!(std::fs::metadata(&messages_path).unwrap().len(), 0);
+        assert_eq!(std::fs::read(&seqnums_path).unwrap(), b"");
+        s.flush().unwrap();
+        assert!(std::fs::metadata(&messages_path).unwrap().len() > 0);
+        assert_eq!(
+            std::fs::read_to_string(&seqnums_path).unwrap(),
+            format!("{:020} {:020}\n", 51, 1)
+        );
+        // A resend reads the records back from the file, in order.
+        let got = s.range(3, 12).unwrap();
+        assert_eq!(
+            got.iter().map(|m| m.seq).collect::<Vec<_>>(),
+            (3..=12).collect::<Vec<_>>()
+        );
+        for m in &got {
+            let expected = (m.seq % 5 != 0).then(|| sent[m.seq as usize - 1].clone());
+            assert_eq!(m.message, expected, "seq {}", m.seq);
+            assert_eq!(m.sending_time, m.seq as i64 * 10);
+        }
+        // Saved but not flushed: a resend still sees it (range flushes),
+        // and dropping the store writes what is left.
+        s.save(51, 510, None).unwrap();
+        assert_eq!(s.range(51, 51).unwrap().len(), 1);
+        s.save(52, 520, Some(sent[0].clone())).unwrap();
+        s.set_next_sender(53).unwrap();
+        drop(s);
+        let mut s = MessageStore::open(dir.path(), "s").unwrap();
+        assert_eq!(s.next_sender(), 53);
+        let all = s.range(1, 100).unwrap();
+        assert_eq!(all.len(), 52);
+        assert_eq!(all[51].message.as_ref(), Some(&sent[0]));
+    }
+
+    #[test]
+    fn an_in_memory_store_keeps_records_across_chunks() {
+        let mut s = MessageStore::in_memory();
+        let mut big = OutMessage::new("8");
+        big.set(58, "x".repeat(CHUNK / 3));
+        for seq in 1..=10u64 {
+            s.save(seq, 0, Some(big.clone())).unwrap();
+        }
+        let got = s.range(1, 10).unwrap();
+        assert_eq!(got.len(), 10);
+        assert!(got.iter().all(|m| m.message.as_ref() == Some(&big)));
+        // A record larger than a chunk gets one of its own.
+        let mut huge = OutMessage::new("8");
+        huge.set(58, "y".repeat(CHUNK + 10));
+        s.save(11, 0, Some(huge.clone())).unwrap();
+        assert_eq!(s.range(11, 11).unwrap()[0].message.as_ref(), Some(&huge));
+    }
+
+    #[test]
     fn garbage_records_do_not_decode() {
         assert_eq!(decode_record(&[]), None);
         assert_eq!(decode_record(&[1, 2, 3]), None);
