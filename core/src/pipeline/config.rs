@@ -3,9 +3,10 @@
 
 use crate::EngineConfig;
 use ringex_journal::{DurabilityPolicy, JournalConfig, PretouchConfig, RetentionPolicy};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::{fence, AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
 use super::PipelineError;
@@ -16,7 +17,7 @@ use super::PipelineError;
 /// |----------|----------|-----------------|-----|
 /// | `BusySpin` | 100% of a core | lowest | a dedicated, pinned core per stage |
 /// | `SpinLoopHint` | 100% of a core (kinder to a hyper-thread sibling) | ~lowest | as above, with SMT |
-/// | `Backoff` | near zero once idle | spins, then yields, then sleeps 20–500 µs | shared cores (the 2-core default) |
+/// | `Backoff` | near zero once idle | spins, then yields, then parks 20–500 µs; rung awake by the stage that gives it work | shared cores (the 2-core default) |
 /// | `Sleep(µs)` | near zero | the sleep plus timer slack | background / tests |
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WaitKind {
@@ -24,7 +25,8 @@ pub enum WaitKind {
     BusySpin,
     /// Re-check after `std::hint::spin_loop` (the crate's `BusySpinWithSpinLoopHint`).
     SpinLoopHint,
-    /// Spin, then `yield_now`, then sleep with a growing interval ([`Backoff`]).
+    /// Spin, then `yield_now`, then park with a growing timeout ([`Backoff`]);
+    /// the stage that publishes work for it unparks it.
     Backoff,
     /// Sleep this many microseconds between checks.
     Sleep(u64),
@@ -82,11 +84,107 @@ impl Backoff {
     pub fn reset(&mut self) {
         self.step = 0;
     }
+
+    /// The sleep the next [`Backoff::snooze`] would take, or `None` while
+    /// it would still spin or yield.
+    #[inline]
+    fn next_sleep(&self) -> Option<Duration> {
+        let past = self.step.checked_sub(Self::SPINS + Self::YIELDS)?;
+        let doublings = past.min(5);
+        Some((Self::MIN_SLEEP * (1 << doublings)).min(Self::MAX_SLEEP))
+    }
+
+    /// Counts a sleep taken elsewhere (a park) as if `snooze` had slept.
+    #[inline]
+    fn slept(&mut self) {
+        self.step = self.step.saturating_add(1);
+    }
+}
+
+/// The doorbell of a pipeline stage that waits with [`WaitKind::Backoff`].
+///
+/// Instead of sleeping blind for 20–500 µs, a stage thread in the sleep
+/// phase of its backoff parks, and whoever gives it work rings the bell
+/// after publishing: the `CommandSender`s for the journaler, the journaler
+/// at the end of a batch for the engine, the engine at the end of a batch
+/// for the publisher. The stage then starts its backoff over (spinning),
+/// so it sees the work as soon as the ring shows it.
+///
+/// A stage asks to be woken in two steps: it raises `asleep` and lets the
+/// ring be checked once more, and only on the next wait parks. A producer
+/// publishes, then (after a `SeqCst` fence) reads `asleep`. So either the
+/// stage's last check sees the work, or the producer sees the flag and
+/// unparks it. The park keeps the backoff's timeout, so a stage whose
+/// producer does not ring (or one not yet registered) waits no longer
+/// than before. Producers pay one fence and one load per publish or batch;
+/// they make a system call only for a stage that is really asleep.
+#[derive(Debug, Default)]
+pub(crate) struct StageBell {
+    asleep: AtomicBool,
+    thread: OnceLock<std::thread::Thread>,
+}
+
+/// What a stage's wait did with its bell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BellWait {
+    /// Asked to be woken; the ring is checked once more before parking.
+    Armed,
+    /// Parked and rung: work was published.
+    Woken,
+    /// Parked until the backoff's timeout.
+    TimedOut,
+}
+
+impl StageBell {
+    /// Makes the calling thread the stage this bell wakes. The stage calls
+    /// it for every event it handles; only the first call does anything.
+    #[inline]
+    pub(crate) fn register_current(self: &Arc<Self>) {
+        if self.thread.get().is_none() {
+            self.register_slow();
+        }
+    }
+
+    #[cold]
+    fn register_slow(self: &Arc<Self>) {
+        let _ = self.thread.set(std::thread::current());
+        let bell = Arc::clone(self);
+        STAGE_BELL.with(|slot| *slot.borrow_mut() = Some(bell));
+    }
+
+    /// Wakes the stage if it asked to be woken; called after publishing
+    /// work for it.
+    #[inline]
+    pub(crate) fn ring(&self) {
+        fence(Ordering::SeqCst);
+        if self.asleep.load(Ordering::Relaxed) && self.asleep.swap(false, Ordering::AcqRel) {
+            if let Some(thread) = self.thread.get() {
+                thread.unpark();
+            }
+        }
+    }
+
+    /// One wait of the stage thread in its backoff's sleep phase.
+    fn wait(&self, timeout: Duration) -> BellWait {
+        if !self.asleep.load(Ordering::Relaxed) {
+            self.asleep.store(true, Ordering::Relaxed);
+            fence(Ordering::SeqCst);
+            return BellWait::Armed;
+        }
+        std::thread::park_timeout(timeout);
+        if self.asleep.swap(false, Ordering::AcqRel) {
+            BellWait::TimedOut
+        } else {
+            BellWait::Woken
+        }
+    }
 }
 
 thread_local! {
     /// The sequence a consumer thread is waiting for, and its backoff.
     static CONSUMER_BACKOFF: Cell<(i64, Backoff)> = const { Cell::new((i64::MIN, Backoff::new())) };
+    /// The bell of the stage running on this thread, once it registered.
+    static STAGE_BELL: RefCell<Option<Arc<StageBell>>> = const { RefCell::new(None) };
 }
 
 /// A stage's wait strategy as the `disruptor` crate sees it: implements its
@@ -110,7 +208,15 @@ impl disruptor::wait_strategies::WaitStrategy for StageWait {
                 if awaited != sequence {
                     backoff.reset();
                 }
-                backoff.snooze();
+                let parked = backoff.next_sleep().and_then(|timeout| {
+                    STAGE_BELL.with(|bell| bell.borrow().as_ref().map(|b| b.wait(timeout)))
+                });
+                match parked {
+                    None => backoff.snooze(),
+                    Some(BellWait::Armed) => {}
+                    Some(BellWait::Woken) => backoff.reset(),
+                    Some(BellWait::TimedOut) => backoff.slept(),
+                }
                 cell.set((sequence, backoff));
             }),
         }
@@ -445,6 +551,61 @@ mod tests {
     use super::*;
     use disruptor::wait_strategies::WaitStrategy;
     use std::time::Instant;
+
+    #[test]
+    fn a_parked_stage_is_woken_by_its_bell_and_otherwise_times_out() {
+        let bell = Arc::new(StageBell::default());
+        // Nobody rings: the stage arms, then parks until the timeout.
+        let stage = {
+            let bell = Arc::clone(&bell);
+            std::thread::spawn(move || {
+                bell.register_current();
+                let first = bell.wait(Duration::from_millis(1));
+                let second = bell.wait(Duration::from_millis(1));
+                (first, second)
+            })
+        };
+        assert_eq!(stage.join().unwrap(), (BellWait::Armed, BellWait::TimedOut));
+        // A producer rings once the stage asked to be woken: the park
+        // returns as woken, long before its (60 s) timeout.
+        let bell = Arc::new(StageBell::default());
+        let stage = {
+            let bell = Arc::clone(&bell);
+            std::thread::spawn(move || {
+                bell.register_current();
+                assert_eq!(bell.wait(Duration::from_secs(60)), BellWait::Armed);
+                bell.wait(Duration::from_secs(60))
+            })
+        };
+        while !bell.asleep.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        bell.ring();
+        assert_eq!(stage.join().unwrap(), BellWait::Woken);
+        assert!(
+            !bell.asleep.load(Ordering::SeqCst),
+            "a rung bell is cleared"
+        );
+        // Ringing a stage that is not waiting does nothing.
+        bell.ring();
+        assert!(!bell.asleep.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn backoff_counts_a_park_as_a_sleep_and_says_when_it_would_sleep() {
+        let mut b = Backoff::new();
+        for _ in 0..Backoff::SPINS + Backoff::YIELDS {
+            assert_eq!(b.next_sleep(), None);
+            b.snooze();
+        }
+        assert_eq!(b.next_sleep(), Some(Backoff::MIN_SLEEP));
+        b.slept();
+        assert_eq!(b.next_sleep(), Some(Backoff::MIN_SLEEP * 2));
+        for _ in 0..10 {
+            b.slept();
+        }
+        assert_eq!(b.next_sleep(), Some(Backoff::MAX_SLEEP));
+    }
 
     #[test]
     fn backoff_spins_then_yields_then_sleeps() {

@@ -171,6 +171,7 @@ mod snapshots;
 mod stages;
 mod timer;
 
+pub(crate) use config::StageBell;
 pub use config::{
     Backoff, JournalPretouch, PipelineConfig, StageConfig, StageGate, StageWait, WaitKind,
 };
@@ -257,6 +258,17 @@ pub(crate) struct Shared {
     /// its marker is being published. A sender whose slot lands after the
     /// marker answers `Closed` (see [`CommandSender::try_submit`]).
     pub(crate) forced_stop_at: AtomicI64,
+    /// The stages' doorbells ([`StageBell`]): rung by whoever publishes
+    /// work for a stage that waits with [`WaitKind::Backoff`].
+    pub(crate) bells: StageBells,
+}
+
+/// One [`StageBell`] per stage thread.
+#[derive(Debug, Default)]
+pub(crate) struct StageBells {
+    pub(crate) journaler: Arc<StageBell>,
+    pub(crate) engine: Arc<StageBell>,
+    pub(crate) publisher: Arc<StageBell>,
 }
 
 /// [`Shared::forced_stop_at`]: no forced stop.
@@ -512,6 +524,7 @@ impl Pipeline {
             pretouch_error: Mutex::new(None),
             live_senders: AtomicUsize::new(1),
             forced_stop_at: AtomicI64::new(NO_FORCED_STOP),
+            bells: StageBells::default(),
         });
         if let Some(problem) = &output_report.error {
             shared.record_output_journal_failure(problem.clone());

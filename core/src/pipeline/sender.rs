@@ -177,6 +177,7 @@ impl CommandSender {
                     return Err(SubmitError::Closed);
                 }
                 metrics.submitted.fetch_add(1, Ordering::Relaxed);
+                self.shared.bells.journaler.ring();
                 Ok(self.base + ring_seq as u64)
             }
             Err(disruptor::RingBufferFull) => {

@@ -171,6 +171,7 @@ impl<F: FileSystem> JournalerStage<F> {
         ring_seq: disruptor::Sequence,
         end_of_batch: bool,
     ) {
+        self.shared.bells.journaler.register_current();
         if let Some(gate) = &self.gate {
             gate.wait_open();
         }
@@ -203,6 +204,9 @@ impl<F: FileSystem> JournalerStage<F> {
                     let m = &self.shared.metrics;
                     m.durable.store(durable, Ordering::Release);
                     m.journaled.store(self.pending, Ordering::Release);
+                    // The ring advances this stage's sequence when the
+                    // handler returns; the engine, woken now, spins first.
+                    self.shared.bells.engine.ring();
                     // A journaler that never idles still reports it.
                     if let Some(e) = journal.take_pretouch_error() {
                         self.shared.record_pretouch_failure(e.to_string());
@@ -383,6 +387,7 @@ impl EngineStage {
         ring_seq: disruptor::Sequence,
         end_of_batch: bool,
     ) {
+        self.shared.bells.engine.register_current();
         if slot.is_stop_marker() || self.done.is_none() {
             // A forced stop: everything before the marker is applied.
             self.finish();
@@ -413,6 +418,9 @@ impl EngineStage {
         };
         engine.apply(&cmd, &mut emitter);
         emitter.finish();
+        if end_of_batch {
+            self.shared.bells.publisher.ring();
+        }
         self.events_emitted += emitter.emitted;
         self.last_applied = cmd.sequence;
         self.last_command = cmd;
@@ -514,6 +522,7 @@ impl<G: FileSystem> PublisherStage<G> {
 
     #[inline]
     pub(crate) fn handle(&mut self, slot: &OutSlot, _seq: disruptor::Sequence, end_of_batch: bool) {
+        self.shared.bells.publisher.register_current();
         if self.at_batch_start {
             // Every sink registered before the commands of this batch were
             // submitted is visible here.
