@@ -66,17 +66,12 @@ impl Backoff {
     /// Waits once, longer than the previous call.
     #[inline]
     pub fn snooze(&mut self) {
-        let step = self.step;
-        self.step = self.step.saturating_add(1);
-        if step < Self::SPINS {
-            std::hint::spin_loop();
-        } else if step < Self::SPINS + Self::YIELDS {
-            std::thread::yield_now();
-        } else {
-            let doublings = (step - Self::SPINS - Self::YIELDS).min(5);
-            let sleep = (Self::MIN_SLEEP * (1 << doublings)).min(Self::MAX_SLEEP);
-            std::thread::sleep(sleep);
+        match self.next_sleep() {
+            Some(sleep) => std::thread::sleep(sleep),
+            None if self.step < Self::SPINS => std::hint::spin_loop(),
+            None => std::thread::yield_now(),
         }
+        self.step = self.step.saturating_add(1);
     }
 
     /// Starts over (after the awaited thing arrived).
