@@ -268,12 +268,13 @@ impl<A: Application> FixServer<A> {
                 last_tick = now;
                 self.tick(now);
             }
-            // Sessions without a connection store what the application
-            // sends them too; their files are written every turn.
-            for (si, session) in self.sessions.iter_mut().enumerate() {
-                if self.session_conn[si].is_none() {
-                    let _ = session.flush_store();
-                }
+            // Every session's store is written once per turn: also those
+            // whose turn produced no output (an inbound message moves the
+            // expected sequence number) and those without a connection
+            // (what the application sends them is stored for a resend).
+            // A session that cannot write asks to be disconnected.
+            for session in &mut self.sessions {
+                let _ = session.flush_store();
             }
             for ci in 0..self.conns.len() {
                 if self.conns[ci]
