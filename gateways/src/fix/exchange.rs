@@ -55,6 +55,7 @@ use super::message::{Message, OutMessage};
 use super::session::SessionConfig;
 use super::time::{now_millis, parse_timestamp, Millis};
 use crate::hash::FxHashMap;
+use crate::text::decimal_digits;
 use crate::ws::{EventHistory, GatewayError};
 
 struct Order {
@@ -152,7 +153,7 @@ impl std::fmt::Debug for ExchangeApplication {
 /// AvgPx (6): `notional / quantity` in decimal with four places, rounded
 /// half up from the exact quotient (no floating point), or `0` before the
 /// first fill. Written into `buf`; the text is returned.
-fn average_price(notional: u128, quantity: u64, buf: &mut [u8; 48]) -> &[u8] {
+fn average_price(notional: u128, quantity: u64, buf: &mut [u8; 25]) -> &[u8] {
     if quantity == 0 {
         return b"0";
     }
@@ -162,25 +163,19 @@ fn average_price(notional: u128, quantity: u64, buf: &mut [u8; 48]) -> &[u8] {
     if (scaled % q) * 2 >= q {
         ten_thousandths += 1;
     }
-    // Digits from the right: four decimals, the point, then the integer part.
-    let mut i = buf.len();
-    let mut v = ten_thousandths;
-    for _ in 0..4 {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-    }
-    i -= 1;
-    buf[i] = b'.';
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    &buf[i..]
+    // An average never exceeds the highest fill price (an i64), so the
+    // whole part fits a u64.
+    let whole = u64::try_from(ten_thousandths / 10_000).unwrap_or(u64::MAX);
+    let fraction = (ten_thousandths % 10_000) as u64;
+    let mut digits = [0u8; 20];
+    let whole = decimal_digits(whole, &mut digits);
+    let n = whole.len();
+    buf[..n].copy_from_slice(whole);
+    buf[n] = b'.';
+    // Written as 1xxxx so that the fraction keeps its leading zeros.
+    let mut digits = [0u8; 20];
+    buf[n + 1..n + 5].copy_from_slice(&decimal_digits(10_000 + fraction, &mut digits)[1..]);
+    &buf[..n + 5]
 }
 
 fn not_authorized(text: &str) -> AppReject {
@@ -454,7 +449,7 @@ impl ExchangeApplication {
         self.next_exec_id += 1;
         let o = self.orders.get(&key)?;
         let mut er = OutMessage::new("8");
-        let mut avg = [0u8; 48];
+        let mut avg = [0u8; 25];
         er.set_uint(1, u64::from(o.account))
             .set(6, average_price(o.notional, o.cum_qty, &mut avg))
             .set(11, &o.cl_ord_id)
@@ -1441,7 +1436,7 @@ mod tests {
 
     #[test]
     fn average_price_is_exact_with_four_places() {
-        let mut buf = [0u8; 48];
+        let mut buf = [0u8; 25];
         let mut avg =
             |n: u128, q: u64| String::from_utf8(average_price(n, q, &mut buf).to_vec()).unwrap();
         assert_eq!(avg(0, 0), "0");
