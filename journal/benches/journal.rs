@@ -100,6 +100,27 @@ fn encode(c: &mut Criterion) {
     g.finish();
 }
 
+/// Appends `iters` batches of `BATCH` records of `size` bytes into a fresh
+/// journal opened with `cfg`; the time from the first append to the last
+/// `end_batch`.
+fn timed_appends(cfg: JournalConfig, size: usize, iters: u64) -> Duration {
+    let payload = vec![0x5Au8; size];
+    let dir = tempdir();
+    let (mut j, _) = Journal::open(dir.path(), cfg).unwrap();
+    let mut seq = 1;
+    let start = Instant::now();
+    for _ in 0..iters {
+        for _ in 0..BATCH {
+            j.append(seq, seq, 5, &payload).unwrap();
+            seq += 1;
+        }
+        j.end_batch().unwrap();
+    }
+    let elapsed = start.elapsed();
+    drop(j);
+    elapsed
+}
+
 fn append(c: &mut Criterion) {
     let mut g = c.benchmark_group("append");
     g.warm_up_time(Duration::from_secs(1))
@@ -109,23 +130,7 @@ fn append(c: &mut Criterion) {
         g.throughput(Throughput::Bytes((BATCH * frame) as u64));
         for policy in [DurabilityPolicy::None, DurabilityPolicy::Write] {
             g.bench_function(BenchmarkId::new(format!("{policy:?}"), size), |b| {
-                let payload = vec![0x5Au8; size];
-                b.iter_custom(|iters| {
-                    let dir = tempdir();
-                    let (mut j, _) = Journal::open(dir.path(), config(policy)).unwrap();
-                    let mut seq = 1;
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        for _ in 0..BATCH {
-                            j.append(seq, seq, 5, &payload).unwrap();
-                            seq += 1;
-                        }
-                        j.end_batch().unwrap();
-                    }
-                    let elapsed = start.elapsed();
-                    drop(j);
-                    elapsed
-                })
+                b.iter_custom(|iters| timed_appends(config(policy), size, iters))
             });
         }
         // The journaler's idle-time `prepare_ahead`, done outside the timed
@@ -156,25 +161,8 @@ fn append(c: &mut Criterion) {
         // beside the appends, into fresh segments as in `None`: what
         // appending costs when the journaler never idles.
         g.bench_function(BenchmarkId::new("None_pretouch_thread", size), |b| {
-            let payload = vec![0x5Au8; size];
-            b.iter_custom(|iters| {
-                let dir = tempdir();
-                let cfg =
-                    config(DurabilityPolicy::None).with_pretouch(Some(PretouchConfig::default()));
-                let (mut j, _) = Journal::open(dir.path(), cfg).unwrap();
-                let mut seq = 1;
-                let start = Instant::now();
-                for _ in 0..iters {
-                    for _ in 0..BATCH {
-                        j.append(seq, seq, 5, &payload).unwrap();
-                        seq += 1;
-                    }
-                    j.end_batch().unwrap();
-                }
-                let elapsed = start.elapsed();
-                drop(j);
-                elapsed
-            })
+            let cfg = config(DurabilityPolicy::None).with_pretouch(Some(PretouchConfig::default()));
+            b.iter_custom(|iters| timed_appends(cfg, size, iters))
         });
         g.bench_function(BenchmarkId::new("raw_write", size), |b| {
             let bytes = encoded(BATCH, size);
