@@ -17,7 +17,7 @@ fn main() {
         .unwrap_or(3_000_000);
     let move_ids = match args.next() {
         Some(name) => name.parse().unwrap_or_else(|e: String| panic!("{e}")),
-        None => MoveIds::Keep,
+        None => MoveIds::default(),
     };
     let params = StreamParams {
         commands,

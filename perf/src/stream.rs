@@ -154,16 +154,6 @@ pub enum MoveIds {
     New,
 }
 
-impl MoveIds {
-    /// The flag value: `keep` or `new`.
-    pub fn name(self) -> &'static str {
-        match self {
-            MoveIds::Keep => "keep",
-            MoveIds::New => "new",
-        }
-    }
-}
-
 impl std::str::FromStr for MoveIds {
     type Err = String;
 
