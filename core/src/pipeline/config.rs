@@ -246,27 +246,29 @@ impl StageConfig {
     }
 }
 
-/// How the input journal's pages ahead of the journaler are made ready
-/// (`[journal] pretouch`). The first store into a fresh page of the
+/// How each journal's pages ahead of its writer are made ready
+/// (`[journal] pretouch`): the input journal's ahead of the journaler, the
+/// output journal's ahead of the publisher. The first store into a fresh page of the
 /// journal's shared mapping faults (allocating and zeroing a page-cache
 /// page, 1–4 µs per 4 KiB on the development VMs); this decides who
 /// pays that, and when. See `docs/tuning.md`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum JournalPretouch {
-    /// Nobody in advance: the journaler maps pages in as its appends reach
+    /// Nobody in advance: the writer maps pages in as its appends reach
     /// them (256 KiB per `madvise`), on the critical path.
     Off,
-    /// The journaler itself, while the input ring is empty
+    /// The writer itself, while its ring is empty: the journaler for the
+    /// input journal, the publisher for the output journal
     /// ([`ringex_journal::Journal::prepare_ahead`], keeping
     /// [`super::JOURNALER_PREPARE_LEAD`] ready, one
     /// [`super::JOURNALER_PREPARE_STEP`] per idle poll). No extra thread;
-    /// a journaler that never idles gets no help. The default, and the
+    /// a writer that never idles gets no help. The default, and the
     /// `two-core` preset's.
     #[default]
     Idle,
-    /// The journal's background pretoucher thread
+    /// Each journal's background pretoucher thread
     /// (`ringex_journal::pretouch`; unpinned, mostly asleep): pages kept
-    /// mapped [`PretouchConfig::ahead`] past the journaler and the next
+    /// mapped [`PretouchConfig::ahead`] past the writer and the next
     /// segment prepared before the roll, also under saturation. The
     /// `dedicated-server` preset's.
     Thread(PretouchConfig),
@@ -324,11 +326,10 @@ pub struct PipelineConfig {
     pub journal_dir: PathBuf,
     /// Journal segment size, durability policy and recovery mode (of the
     /// input journal and the output journal alike). Its `pretouch` must be
-    /// `None`: [`Self::journal_pretouch`] says what the input journal gets.
+    /// `None`: [`Self::journal_pretouch`] says what the journals get.
     pub journal: JournalConfig,
-    /// Who makes the input journal's pages ready ahead of the journaler.
-    /// The output journal gets neither idle-time preparation nor a
-    /// pretoucher thread.
+    /// Who makes each journal's pages ready ahead of its writer (the
+    /// journaler, the publisher).
     pub journal_pretouch: JournalPretouch,
     /// Directory of the output journal (every event; see [the module
     /// docs](super#the-output-journal)). `None`: the `events`
@@ -422,9 +423,10 @@ impl PipelineConfig {
         self
     }
 
-    /// The input journal's configuration: [`Self::journal`] with the
-    /// pretoucher thread if [`Self::journal_pretouch`] asks for it.
-    pub fn input_journal_config(&self) -> JournalConfig {
+    /// Each journal's configuration (input and output alike):
+    /// [`Self::journal`] with a pretoucher thread if
+    /// [`Self::journal_pretouch`] asks for it.
+    pub fn journal_config(&self) -> JournalConfig {
         self.journal.with_pretouch(match self.journal_pretouch {
             JournalPretouch::Thread(p) => Some(p),
             JournalPretouch::Off | JournalPretouch::Idle => None,
@@ -535,7 +537,7 @@ impl PipelineConfig {
                     .into(),
             );
         }
-        self.input_journal_config().validate()?;
+        self.journal_config().validate()?;
         self.engine_config.validate()?;
         Ok(())
     }

@@ -39,7 +39,7 @@
 //! |--------|------|------------|
 //! | gateways (any number) | a [`CommandSender`] clone each | never: a full ring is [`SubmitError::Busy`] |
 //! | `ringex-journaler` | the input [`Journal`] (single writer) | [`StageConfig`] of `journaler` |
-//! | `ringex-pretouch` (with [`JournalPretouch::Thread`]) | nothing but clones of the input journal's mappings; it maps pages in and prepares the next segment file, which the journaler takes over | parks until the journaler crosses a chunk |
+//! | `ringex-pretouch` (with [`JournalPretouch::Thread`]; one per journal) | nothing but clones of its journal's mappings; it maps pages in and prepares the next segment file, which the journal's writer takes over | parks until the writer crosses a chunk |
 //! | `ringex-engine` | the [`Engine`] (**single writer: engine thread**) and the output ring's producer | `engine` |
 //! | `ringex-publisher` | the sink senders, the output [`Journal`] (single writer), the latency histogram | `publisher` |
 //! | `ringex-timer` (optional) | a [`CommandSender`] | sleeps |
@@ -115,10 +115,11 @@
 //! still alive gets [`SubmitError::Closed`] (also for a slot that raced in
 //! after the marker, which no stage touches).
 //!
-//! # Journaler idle work
+//! # Idle work of the journal writers
 //!
 //! The journaler's wait strategy runs idle work before it waits (on the
-//! journaler thread, which owns the journal): under
+//! journaler thread, which owns the input journal), and so does the
+//! publisher's for the output journal: under
 //! `FsyncEveryMillis(n)` it syncs the last batch once `n` ms have passed
 //! ([`Journal::sync_if_due`]), so a command followed by silence still
 //! becomes durable within about `n` ms plus one idle poll; and, with
@@ -127,9 +128,9 @@
 //! ([`Journal::prepare_ahead`], [`JOURNALER_PREPARE_STEP`] per poll), so
 //! appends after a quiet spell take no page faults.
 //!
-//! With [`JournalPretouch::Thread`] the input journal owns one more thread,
-//! `ringex-pretouch` (unpinned, asleep unless the journaler has moved a
-//! chunk): it keeps the pages ahead of the journaler mapped in and the next
+//! With [`JournalPretouch::Thread`] each journal owns one more thread,
+//! `ringex-pretouch` (unpinned, asleep unless its writer has moved a
+//! chunk): it keeps the pages ahead of the writer mapped in and the next
 //! segment ready, so appends under saturation take no page fault either.
 //! It is started by [`Journal::open`] and joined when the journal is
 //! closed; its failures show in [`Health::pretouch_error`] and stop
@@ -197,7 +198,7 @@ use ringex_journal::{Journal, RecoveryReport, SnapshotStore};
 use sink::SinkEntry;
 use snapshots::{JournalView, SnapshotMeta};
 use stages::{
-    EngineFinal, EngineStage, JournalerSetup, JournalerStage, JournalerWait, PeriodicSnapshots,
+    EngineFinal, EngineStage, IdleWorkWait, JournalerSetup, JournalerStage, PeriodicSnapshots,
     PublisherStage,
 };
 use std::path::PathBuf;
@@ -440,9 +441,12 @@ impl Pipeline {
     ) -> Result<Pipeline, PipelineError> {
         config.validate()?;
         let (journal, recovery) =
-            Journal::open_with(fs, &config.journal_dir, config.input_journal_config())?;
-        let mut reconciler =
-            Reconciler::open(output_fs, &config.output_journal_path(), config.journal);
+            Journal::open_with(fs, &config.journal_dir, config.journal_config())?;
+        let mut reconciler = Reconciler::open(
+            output_fs,
+            &config.output_journal_path(),
+            config.journal_config(),
+        );
         let mut skipped_snapshots = Vec::new();
         let command_crc_at = |sequence: u64| -> Result<u32, String> {
             let problem = |e: String| format!("read command {sequence} of the input journal: {e}");
@@ -534,10 +538,11 @@ impl Pipeline {
         // Output ring and publisher.
         let (registrations, registered) = crossbeam_channel::unbounded();
         let publisher_shared = Arc::clone(&shared);
+        let prepare_when_idle = config.journal_pretouch == JournalPretouch::Idle;
         let mut out_builder = disruptor::build_single_producer(
             config.output_ring_size,
             OutSlot::default,
-            StageWait(config.publisher.wait),
+            IdleWorkWait(config.publisher.wait),
         );
         if let Some(core) = config.publisher.core {
             out_builder = out_builder.pin_at_core(core);
@@ -549,7 +554,13 @@ impl Pipeline {
                     stage.handle(slot, seq, eob)
                 },
                 move || {
-                    PublisherStage::new(registered, publisher_shared, output_journal, output_next)
+                    PublisherStage::new(
+                        registered,
+                        publisher_shared,
+                        output_journal,
+                        output_next,
+                        prepare_when_idle,
+                    )
                 },
             )
             .build();
@@ -564,7 +575,7 @@ impl Pipeline {
             shared: Arc::clone(&shared),
             gate: config.journaler_gate.clone(),
             done: journal_done_tx,
-            prepare_when_idle: config.journal_pretouch == JournalPretouch::Idle,
+            prepare_when_idle,
         };
         let engine_stage = EngineStage {
             engine: Some(engine),
@@ -592,7 +603,7 @@ impl Pipeline {
         let mut in_builder = disruptor::build_multi_producer(
             config.input_ring_size,
             Slot::default,
-            JournalerWait(config.journaler.wait),
+            IdleWorkWait(config.journaler.wait),
         );
         if let Some(core) = config.journaler.core {
             in_builder = in_builder.pin_at_core(core);

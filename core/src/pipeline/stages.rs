@@ -51,17 +51,17 @@ pub(crate) struct JournalerSetup<F: FileSystem> {
 
 impl<F: FileSystem> JournalerSetup<F> {
     /// Runs on the journaler thread: shares the journal between the stage
-    /// (appends) and the thread's idle hook ([`JournalerWait`]: time-based
+    /// (appends) and the thread's idle hook ([`IdleWorkWait`]: time-based
     /// syncs and page preparation while the input ring is empty). Both run
     /// on this thread only, never at the same time, hence `Rc<RefCell>`.
     pub(crate) fn start(self) -> JournalerStage<F> {
         let journal = Rc::new(RefCell::new(Some(self.journal)));
-        let idle = JournalerIdle {
+        install_idle_work(JournalIdle {
             journal: Rc::clone(&journal),
             shared: Arc::clone(&self.shared),
             prepare: self.prepare_when_idle,
-        };
-        JOURNALER_IDLE.with(|hook| *hook.borrow_mut() = Some(Box::new(idle)));
+            role: JournalRole::Input,
+        });
         JournalerStage {
             journal,
             base: self.base,
@@ -74,26 +74,37 @@ impl<F: FileSystem> JournalerSetup<F> {
     }
 }
 
-/// What the journaler thread does when the input ring is empty.
+/// What a stage thread does when its ring is empty.
 trait IdleWork {
     fn idle(&mut self);
 }
 
 thread_local! {
-    /// The journaler thread's idle work; set by [`JournalerSetup::start`],
+    /// This thread's idle work: the journaler's (input journal) or the
+    /// publisher's (output journal), set when the stage starts on it and
     /// cleared when the stage is dropped. `None` on every other thread.
-    static JOURNALER_IDLE: RefCell<Option<Box<dyn IdleWork>>> = const { RefCell::new(None) };
+    static STAGE_IDLE: RefCell<Option<Box<dyn IdleWork>>> = const { RefCell::new(None) };
 }
 
-/// The journaler's wait strategy: first the idle work, then the stage's
-/// configured [`WaitKind`].
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct JournalerWait(pub(crate) WaitKind);
+fn install_idle_work(work: impl IdleWork + 'static) {
+    STAGE_IDLE.with(|hook| *hook.borrow_mut() = Some(Box::new(work)));
+}
 
-impl disruptor::wait_strategies::WaitStrategy for JournalerWait {
+/// Drops this thread's idle work (and with it its reference to the journal).
+fn remove_idle_work() {
+    let _ = STAGE_IDLE.try_with(|hook| hook.borrow_mut().take());
+}
+
+/// The wait strategy of a stage that owns a journal (the journaler, the
+/// publisher): first the thread's idle work, then the stage's configured
+/// [`WaitKind`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IdleWorkWait(pub(crate) WaitKind);
+
+impl disruptor::wait_strategies::WaitStrategy for IdleWorkWait {
     #[inline]
     fn wait_for(&self, sequence: disruptor::Sequence) {
-        JOURNALER_IDLE.with(|hook| {
+        STAGE_IDLE.with(|hook| {
             if let Ok(mut hook) = hook.try_borrow_mut() {
                 if let Some(work) = hook.as_mut() {
                     work.idle();
@@ -104,27 +115,42 @@ impl disruptor::wait_strategies::WaitStrategy for JournalerWait {
     }
 }
 
-struct JournalerIdle<F: FileSystem> {
+/// Which journal an idle hook looks after: where its syncs and failures
+/// are reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JournalRole {
+    /// The input journal (journaler thread): a sync moves the durable
+    /// position; a failure stops journaling.
+    Input,
+    /// The output journal (publisher thread): a failure stops only the
+    /// output journal.
+    Output,
+}
+
+struct JournalIdle<F: FileSystem> {
     journal: Rc<RefCell<Option<Journal<F>>>>,
     shared: Arc<Shared>,
     /// Prepare pages ahead ([`super::JournalPretouch::Idle`]).
     prepare: bool,
+    role: JournalRole,
 }
 
-impl<F: FileSystem> IdleWork for JournalerIdle<F> {
+impl<F: FileSystem> IdleWork for JournalIdle<F> {
     /// Under `FsyncEveryMillis`, syncs the last batch once its interval has
-    /// passed (otherwise it would wait for the next command); then, with
+    /// passed (otherwise it would wait for the next batch); then, with
     /// [`super::JournalPretouch::Idle`], keeps [`JOURNALER_PREPARE_LEAD`]
     /// bytes of the segment prepared, one [`JOURNALER_PREPARE_STEP`] per
-    /// call. Both are cheap checks when there is nothing to do. It also
-    /// passes on a pretoucher thread's failure (one atomic load when none).
+    /// call, so that the stage's next appends land on mapped pages instead
+    /// of faulting (and zeroing) them. Both are cheap checks when there is
+    /// nothing to do. It also passes on a pretoucher thread's failure (one
+    /// atomic load when none).
     fn idle(&mut self) {
         let mut slot = self.journal.borrow_mut();
         let Some(journal) = slot.as_mut() else {
             return;
         };
         let result = journal.sync_if_due().and_then(|synced| {
-            if synced {
+            if synced && self.role == JournalRole::Input {
                 let durable = journal.durable_sequence().unwrap_or(0);
                 self.shared
                     .metrics
@@ -141,7 +167,12 @@ impl<F: FileSystem> IdleWork for JournalerIdle<F> {
         }
         if let Err(e) = result {
             *slot = None;
-            self.shared.record_journal_failure(e.to_string());
+            match self.role {
+                JournalRole::Input => self.shared.record_journal_failure(e.to_string()),
+                JournalRole::Output => self
+                    .shared
+                    .record_output_journal_failure(format!("idle work: {e}")),
+            }
         }
     }
 }
@@ -237,7 +268,7 @@ impl<F: FileSystem> JournalerStage<F> {
             return;
         }
         // The idle hook holds the other reference to the journal.
-        let _ = JOURNALER_IDLE.try_with(|hook| hook.borrow_mut().take());
+        remove_idle_work();
         let journal = self.journal.borrow_mut().take();
         if let Some(mut journal) = journal {
             if let Err(e) = journal.end_batch() {
@@ -271,7 +302,7 @@ impl<F: FileSystem> JournalerStage<F> {
 impl<F: FileSystem> Drop for JournalerStage<F> {
     fn drop(&mut self) {
         // The idle hook holds the other reference to the journal.
-        let _ = JOURNALER_IDLE.try_with(|hook| hook.borrow_mut().take());
+        remove_idle_work();
         let journal = self.journal.borrow_mut().take();
         if let Some(journal) = journal {
             self.close(journal);
@@ -483,8 +514,10 @@ impl EngineStage {
 /// appends them to the output journal (the only writer of it).
 pub(crate) struct PublisherStage<G: FileSystem> {
     pub(crate) sinks: Vec<SinkEntry>,
-    /// The output journal; `None` when disabled or failed.
-    pub(crate) output: Option<Journal<G>>,
+    /// The output journal; `None` when disabled or failed. Shared with this
+    /// thread's idle hook (page preparation and time-based syncs while the
+    /// output ring is empty), as the journaler shares the input journal.
+    output: Rc<RefCell<Option<Journal<G>>>>,
     /// Index of the next event in the output journal.
     pub(crate) output_next: u64,
     pub(crate) registrations: Receiver<SinkEntry>,
@@ -500,12 +533,23 @@ impl<G: FileSystem> PublisherStage<G> {
     /// How often local latency samples are merged into the shared histogram.
     const FLUSH_EVERY: Duration = Duration::from_millis(5);
 
+    /// Runs on the publisher thread (the ring's state initialiser), where
+    /// it installs the output journal's idle work; `prepare_when_idle` as
+    /// for the journaler ([`super::JournalPretouch::Idle`]).
     pub(crate) fn new(
         registrations: Receiver<SinkEntry>,
         shared: Arc<Shared>,
         output: Option<Journal<G>>,
         output_next: u64,
+        prepare_when_idle: bool,
     ) -> PublisherStage<G> {
+        let output = Rc::new(RefCell::new(output));
+        install_idle_work(JournalIdle {
+            journal: Rc::clone(&output),
+            shared: Arc::clone(&shared),
+            prepare: prepare_when_idle,
+            role: JournalRole::Output,
+        });
         PublisherStage {
             sinks: Vec::new(),
             output,
@@ -545,7 +589,8 @@ impl<G: FileSystem> PublisherStage<G> {
         self.events += 1;
         let latency = monotonic_ns().saturating_sub(slot.enqueued_ns).max(1);
         self.histogram.saturating_record(latency);
-        if let Some(journal) = self.output.as_mut() {
+        let mut output = self.output.borrow_mut();
+        if let Some(journal) = output.as_mut() {
             let index = self.output_next;
             match journal.append(
                 index,
@@ -554,7 +599,10 @@ impl<G: FileSystem> PublisherStage<G> {
                 bytemuck::bytes_of(&slot.event),
             ) {
                 Ok(()) => self.output_next = index + 1,
-                Err(e) => self.fail_output(format!("append event {index}: {e}")),
+                Err(e) => {
+                    *output = None;
+                    fail_output(&self.shared, format!("append event {index}: {e}"));
+                }
             }
         }
         if end_of_batch {
@@ -562,16 +610,20 @@ impl<G: FileSystem> PublisherStage<G> {
             for sink in &self.sinks {
                 sink.end_batch();
             }
-            if let Some(journal) = self.output.as_mut() {
+            if let Some(journal) = output.as_mut() {
                 match journal.end_batch() {
                     Ok(()) => self
                         .shared
                         .metrics
                         .output_journaled
                         .store(self.output_next - 1, Ordering::Release),
-                    Err(e) => self.fail_output(format!("end batch: {e}")),
+                    Err(e) => {
+                        *output = None;
+                        fail_output(&self.shared, format!("end batch: {e}"));
+                    }
                 }
             }
+            drop(output);
             let m = &self.shared.metrics;
             m.events.store(self.events, Ordering::Relaxed);
             m.dropped.store(self.dropped, Ordering::Relaxed);
@@ -579,13 +631,6 @@ impl<G: FileSystem> PublisherStage<G> {
                 self.flush();
             }
         }
-    }
-
-    /// Stops writing the output journal for good; sinks and the engine go on.
-    #[cold]
-    fn fail_output(&mut self, error: String) {
-        self.output = None;
-        self.shared.record_output_journal_failure(error);
     }
 
     fn flush(&mut self) {
@@ -605,9 +650,19 @@ impl<G: FileSystem> PublisherStage<G> {
     }
 }
 
+/// Records why the output journal stopped (the caller dropped it): no
+/// further event is written to it; sinks and the engine go on.
+#[cold]
+fn fail_output(shared: &Shared, error: String) {
+    shared.record_output_journal_failure(error);
+}
+
 impl<G: FileSystem> Drop for PublisherStage<G> {
     fn drop(&mut self) {
-        if let Some(journal) = self.output.take() {
+        // The idle hook holds the other reference to the output journal.
+        remove_idle_work();
+        let journal = self.output.borrow_mut().take();
+        if let Some(journal) = journal {
             match journal.close() {
                 Ok(()) => self
                     .shared

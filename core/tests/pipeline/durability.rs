@@ -146,6 +146,47 @@ fn an_idle_journaler_prepares_the_active_segment_ahead() {
     assert_eq!(journaled_commands(dir.path()).len() as u64, last);
 }
 
+/// The publisher does for the output journal what the journaler does for
+/// the input journal: while the output ring is idle it prepares the active
+/// segment ahead of its write position; with `JournalPretouch::Off` it
+/// prepares nothing. Either way every event is in the output journal.
+#[test]
+fn an_idle_publisher_prepares_the_output_segment_ahead_unless_pretouch_is_off() {
+    use ringex_core::pipeline::JournalPretouch;
+    use ringex_journal::fault::{FaultOp, FaultyFs};
+    use ringex_journal::fs::StdFs;
+    for pretouch in [JournalPretouch::Idle, JournalPretouch::Off] {
+        let dir = tempfile::tempdir().unwrap();
+        let output_fs = FaultyFs::new();
+        let config = config(dir.path()).with_journal_pretouch(pretouch);
+        let pipeline = Pipeline::start_with_output_fs(StdFs, output_fs.clone(), config).unwrap();
+        let writes_at_start = output_fs.plan().count(FaultOp::Write);
+        let sink = pipeline.register_sink("client", 1 << 12, OverflowPolicy::Disconnect);
+        let mut sender = pipeline.sender();
+        let mut cmds = market();
+        cmds.push(Command::state_digest());
+        let last = *submit_all(&mut sender, &cmds).last().unwrap();
+        let events = collect_until_digest(&sink, last).len() as u64;
+        // As for the input journal: creating the segment writes twice;
+        // preparing the rest of the 1 MiB segment takes 15 more `pwrite`s.
+        if pretouch == JournalPretouch::Idle {
+            wait_until("idle preparation of the output segment", || {
+                output_fs.plan().count(FaultOp::Write) >= writes_at_start + 2 + 12
+            });
+        } else {
+            std::thread::sleep(std::time::Duration::from_millis(100)); // idle polls
+            assert_eq!(output_fs.plan().count(FaultOp::Write), writes_at_start + 2);
+        }
+        drop(sender);
+        let report = pipeline.shutdown();
+        assert!(report.health.is_ok(), "{pretouch:?}: {:?}", report.health);
+        assert_eq!(
+            report.metrics.output_journaled_sequence, events,
+            "{pretouch:?}"
+        );
+    }
+}
+
 /// `JournalPretouch::Off`: the idle journaler prepares nothing (only the
 /// segment's creation writes).
 #[test]
