@@ -131,6 +131,7 @@ fn start_venue() -> Venue {
             listen: "127.0.0.1:0".parse().unwrap(),
             store_dir: Some(dir.path().join("fix-store")),
             max_frame_bytes: 16 * 1024,
+            order_capacity: 1024,
             sessions: SESSIONS.iter().map(|(c, a)| session(c, *a)).collect(),
         },
         Dictionaries::shared(),

@@ -671,6 +671,7 @@ mod tests {
                 listen: "127.0.0.1:0".parse().unwrap(),
                 store_dir: None,
                 max_frame_bytes: DEFAULT_MAX_FRAME,
+                order_capacity: 1024,
                 sessions: vec![session],
             },
             Dictionaries::shared(),

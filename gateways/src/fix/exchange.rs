@@ -43,6 +43,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
+use compact_str::CompactString;
 use crossbeam_channel::Receiver;
 use ringex_core::pipeline::{wall_clock_ns, CommandSender, SinkWakeup, SubmitError};
 use ringex_core::records::{
@@ -58,12 +59,21 @@ use crate::hash::FxHashMap;
 use crate::text::decimal_digits;
 use crate::ws::{EventHistory, GatewayError};
 
+/// A ClOrdID (or OrigClOrdID) as the application keeps it: up to 24
+/// bytes inline, so the usual ids cost no allocation per order.
+type ClOrdId = CompactString;
+
+/// The ClOrdID table's hasher: its keys are client input, so randomly
+/// keyed (flooding-resistant), and much cheaper than SipHash per order.
+type ClientKeyHasher = ahash::RandomState;
+
 struct Order {
     /// The session's name (`BeginString-Sender-Target`), shared by its orders.
     session: Arc<str>,
     account: u32,
-    cl_ord_id: String,
-    symbol: String,
+    cl_ord_id: ClOrdId,
+    /// The Symbol as the client wrote it, shared by the instrument's orders.
+    symbol: Arc<str>,
     side: Side,
     /// `No` orders are reported in NO prices (100 − the engine's price).
     outcome: Outcome,
@@ -72,7 +82,7 @@ struct Order {
     cum_qty: u64,
     notional: u128,
     /// The ClOrdID of a cancel request in flight for this order.
-    cancel_cl_ord_id: Option<String>,
+    cancel_cl_ord_id: Option<ClOrdId>,
     /// The order was cancelled (by request, IOC/FOK remainder, mass cancel...).
     cancelled: bool,
 }
@@ -91,7 +101,103 @@ struct SessionState {
 struct PendingReplace {
     account: u32,
     orig_client_order_id: u64,
-    cl_ord_id: String,
+    cl_ord_id: ClOrdId,
+}
+
+/// Orders in a chunk of [`OrderTable`]: 16,384 of about 150 bytes, 2.4 MB.
+const ORDER_CHUNK: usize = 1 << 14;
+
+/// Every order the application knows, found by (account, engine client
+/// order id). The orders live in fixed-size chunks that never move: the
+/// table grows by a chunk, whose pages are touched in order as orders
+/// arrive, instead of rehashing every order into a new, twice as large
+/// allocation (a stall of milliseconds, mostly in page faults, once the
+/// table holds a few hundred thousand orders). The index holds only the
+/// key and a slot number; [`OrderTable::with_capacity`] sizes it up front.
+struct OrderTable {
+    chunks: Vec<Vec<Option<Order>>>,
+    /// Slots of removed orders, reused first.
+    free: Vec<u32>,
+    index: FxHashMap<(u32, u64), u32>,
+}
+
+impl OrderTable {
+    fn with_capacity(orders: usize) -> Self {
+        Self {
+            chunks: Vec::new(),
+            free: Vec::new(),
+            index: FxHashMap::with_capacity_and_hasher(orders, Default::default()),
+        }
+    }
+
+    fn slot(&self, slot: u32) -> Option<&Order> {
+        let slot = slot as usize;
+        self.chunks[slot / ORDER_CHUNK][slot % ORDER_CHUNK].as_ref()
+    }
+
+    fn slot_mut(&mut self, slot: u32) -> &mut Option<Order> {
+        let slot = slot as usize;
+        &mut self.chunks[slot / ORDER_CHUNK][slot % ORDER_CHUNK]
+    }
+
+    fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    fn get(&self, key: &(u32, u64)) -> Option<&Order> {
+        self.slot(*self.index.get(key)?)
+    }
+
+    fn get_mut(&mut self, key: &(u32, u64)) -> Option<&mut Order> {
+        let slot = *self.index.get(key)?;
+        self.slot_mut(slot).as_mut()
+    }
+
+    /// Adds `order` under `key`, replacing an order already there.
+    fn insert(&mut self, key: (u32, u64), order: Order) {
+        if let Some(&slot) = self.index.get(&key) {
+            *self.slot_mut(slot) = Some(order);
+            return;
+        }
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                *self.slot_mut(slot) = Some(order);
+                slot
+            }
+            None => {
+                if self.chunks.last().is_none_or(|c| c.len() == ORDER_CHUNK) {
+                    self.chunks.push(Vec::with_capacity(ORDER_CHUNK));
+                }
+                let chunk_index = self.chunks.len() - 1;
+                let chunk = &mut self.chunks[chunk_index];
+                chunk.push(Some(order));
+                u32::try_from(chunk_index * ORDER_CHUNK + chunk.len() - 1)
+                    .expect("fewer than 2^32 orders")
+            }
+        };
+        self.index.insert(key, slot);
+    }
+
+    fn remove(&mut self, key: &(u32, u64)) -> Option<Order> {
+        let slot = self.index.remove(key)?;
+        self.free.push(slot);
+        self.slot_mut(slot).take()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = ((u32, u64), &Order)> {
+        self.index
+            .iter()
+            .filter_map(|(key, &slot)| Some((*key, self.slot(slot)?)))
+    }
+}
+
+/// What a FIX Symbol names: the instrument, the leg, and the symbol text
+/// shared by the orders that use it.
+#[derive(Clone)]
+struct SymbolEntry {
+    instrument: u32,
+    outcome: Outcome,
+    text: Arc<str>,
 }
 
 /// One MarketDataRequest subscription.
@@ -120,14 +226,17 @@ pub struct ExchangeApplication {
     symbols: HashMap<String, u32>,
     /// Symbols of spot instruments (orders carry no leg).
     spot: HashSet<String>,
+    /// Every Symbol an order may carry (`SYM`, and `SYM-NO` for binary
+    /// markets), made from `symbols` and `spot`: one lookup per order.
+    resolve: FxHashMap<Box<str>, SymbolEntry>,
     books: HashMap<u32, Book>,
     subscriptions: Vec<Subscription>,
     next_client_order_id: u64,
     /// By (account, engine client order id).
-    orders: FxHashMap<(u32, u64), Order>,
+    orders: OrderTable,
     /// (account, ClOrdID) to the engine client order id. Keyed by client
-    /// input, so hashed with the standard (flooding-resistant) hasher.
-    by_cl_ord_id: HashMap<(u32, String), u64>,
+    /// input, so hashed with a randomly keyed hasher.
+    by_cl_ord_id: HashMap<(u32, ClOrdId), u64, ClientKeyHasher>,
     /// Engine order id to (account, engine client order id).
     by_order_id: FxHashMap<u64, (u32, u64)>,
     next_exec_id: u64,
@@ -178,6 +287,14 @@ fn average_price(notional: u128, quantity: u64, buf: &mut [u8; 25]) -> &[u8] {
     &buf[..n + 5]
 }
 
+/// A text field (ClOrdID, OrigClOrdID) as the application keeps it; bytes
+/// that are not UTF-8 become U+FFFD.
+fn text_field(message: &Message, tag: i64) -> ClOrdId {
+    ClOrdId::from(String::from_utf8_lossy(
+        message.body_value(tag).unwrap_or_default(),
+    ))
+}
+
 fn not_authorized(text: &str) -> AppReject {
     AppReject::Business {
         reason: 6,
@@ -221,24 +338,67 @@ impl ExchangeApplication {
         events: Receiver<Event>,
         symbols: HashMap<String, u32>,
     ) -> Self {
-        Self {
+        let mut app = Self {
             sender,
             events,
             wakeup: None,
             symbols,
             spot: HashSet::new(),
+            resolve: FxHashMap::default(),
             books: HashMap::new(),
             subscriptions: Vec::new(),
             // Engine client order ids must not repeat within an account, also
             // across restarts: start from the clock.
             next_client_order_id: wall_clock_ns() / 1000,
-            orders: FxHashMap::default(),
-            by_cl_ord_id: HashMap::new(),
+            orders: OrderTable::with_capacity(0),
+            by_cl_ord_id: HashMap::default(),
             by_order_id: FxHashMap::default(),
             next_exec_id: 1,
             replaces: HashMap::new(),
             sessions: FxHashMap::default(),
             order_log: None,
+        };
+        app.index_symbols();
+        app
+    }
+
+    /// Sizes the order tables for `orders` orders up front, as a venue
+    /// sizes its tables for a day's volume: below that count no table
+    /// rehashes (above it they grow as usual). Call before trading starts.
+    /// The three indexes take 88 bytes per bucket, with between 8/7 and
+    /// 16/7 buckets per order of capacity; the orders themselves are
+    /// allocated as they arrive.
+    pub fn with_order_capacity(mut self, orders: usize) -> Self {
+        self.orders
+            .index
+            .reserve(orders.saturating_sub(self.orders.len()));
+        self.by_cl_ord_id
+            .reserve(orders.saturating_sub(self.by_cl_ord_id.len()));
+        self.by_order_id
+            .reserve(orders.saturating_sub(self.by_order_id.len()));
+        self
+    }
+
+    /// Rebuilds [`Self::resolve`] from the configured symbols.
+    fn index_symbols(&mut self) {
+        self.resolve.clear();
+        for (symbol, &instrument) in &self.symbols {
+            let spot = self.spot.contains(symbol);
+            let entry = |text: String, outcome| SymbolEntry {
+                instrument,
+                outcome,
+                text: text.into(),
+            };
+            let yes = entry(
+                symbol.clone(),
+                if spot { Outcome::None } else { Outcome::Yes },
+            );
+            self.resolve.insert(symbol.as_str().into(), yes);
+            if !spot {
+                let no = format!("{symbol}-NO");
+                self.resolve
+                    .insert(no.as_str().into(), entry(no, Outcome::No));
+            }
         }
     }
 
@@ -255,6 +415,7 @@ impl ExchangeApplication {
     /// and they have no `-NO` symbol.
     pub fn with_spot_symbols(mut self, spot: impl IntoIterator<Item = String>) -> Self {
         self.spot.extend(spot);
+        self.index_symbols();
         self
     }
 
@@ -315,7 +476,7 @@ impl ExchangeApplication {
             .orders
             .iter()
             .filter(|(_, o)| o.order_id == 0 && !o.cancelled)
-            .map(|(k, _)| *k)
+            .map(|(k, _)| k)
             .collect();
         for key in unseen {
             if let Some(o) = self.orders.remove(&key) {
@@ -327,7 +488,7 @@ impl ExchangeApplication {
         }
         self.replaces.clear();
         // New engine client order ids stay above every logged one.
-        let highest = self.orders.keys().map(|k| k.1).max().unwrap_or(0);
+        let highest = self.orders.iter().map(|(k, _)| k.1).max().unwrap_or(0);
         self.next_client_order_id = self.next_client_order_id.max(highest + 1);
         Ok(self.orders.len())
     }
@@ -343,19 +504,9 @@ impl ExchangeApplication {
     /// The instrument and leg a FIX Symbol names: `SYM` (YES, or spot) or
     /// `SYM-NO` (the NO leg of a binary).
     fn resolve_symbol(&self, symbol: &str) -> Option<(u32, Outcome)> {
-        if let Some(&id) = self.symbols.get(symbol) {
-            let outcome = if self.spot.contains(symbol) {
-                Outcome::None
-            } else {
-                Outcome::Yes
-            };
-            return Some((id, outcome));
-        }
-        let base = symbol.strip_suffix("-NO")?;
-        if self.spot.contains(base) {
-            return None;
-        }
-        self.symbols.get(base).map(|&id| (id, Outcome::No))
+        self.resolve
+            .get(symbol)
+            .map(|entry| (entry.instrument, entry.outcome))
     }
 
     /// Account (1), else the PartyID of a Parties entry with PartyRole 24.
@@ -459,7 +610,7 @@ impl ExchangeApplication {
             .set_uint(38, o.quantity)
             .set(39, status)
             .set(54, if o.side == Side::Buy { "1" } else { "2" })
-            .set(55, &o.symbol)
+            .set(55, o.symbol.as_bytes())
             .set(150, exec_type)
             .set_uint(151, o.quantity.saturating_sub(o.cum_qty));
         Some((Arc::clone(&o.session), er))
@@ -490,10 +641,7 @@ impl ExchangeApplication {
         let account = Self::account(session, message)?;
         // Looked up as the table's own key type, then taken apart again:
         // no copy of the ClOrdID just to ask.
-        let lookup = (
-            account,
-            String::from_utf8_lossy(message.body_value(11).unwrap_or_default()).into_owned(),
-        );
+        let lookup = (account, text_field(message, 11));
         let known = self.by_cl_ord_id.get(&lookup).copied();
         let (account, cl_ord_id) = lookup;
         if let Some(known) = known {
@@ -513,9 +661,15 @@ impl ExchangeApplication {
             Self::reject_new(message, "Throttle limit exceeded", replies);
             return Ok(());
         }
-        let symbol =
-            String::from_utf8_lossy(message.body_value(55).unwrap_or_default()).into_owned();
-        let Some((instrument, outcome)) = self.resolve_symbol(&symbol) else {
+        let symbol = std::str::from_utf8(message.body_value(55).unwrap_or_default())
+            .ok()
+            .and_then(|s| self.resolve.get(s));
+        let Some(SymbolEntry {
+            instrument,
+            outcome,
+            text: symbol,
+        }) = symbol.cloned()
+        else {
             Self::reject_new(message, "Unknown symbol", replies);
             return Ok(());
         };
@@ -660,9 +814,8 @@ impl ExchangeApplication {
         replies: &mut Vec<OutMessage>,
     ) -> Result<(), AppReject> {
         let account = Self::account(session, message)?;
-        let orig = String::from_utf8_lossy(message.body_value(41).unwrap_or_default()).into_owned();
-        let cl_ord_id =
-            String::from_utf8_lossy(message.body_value(11).unwrap_or_default()).into_owned();
+        let orig = text_field(message, 41);
+        let cl_ord_id = text_field(message, 11);
         let target = self.by_cl_ord_id.get(&(account, orig.clone())).copied();
         let reject = |text: &str, replies: &mut Vec<OutMessage>| {
             let mut r = OutMessage::new("9");
@@ -718,9 +871,8 @@ impl ExchangeApplication {
         replies: &mut Vec<OutMessage>,
     ) -> Result<(), AppReject> {
         let account = Self::account(session, message)?;
-        let orig = String::from_utf8_lossy(message.body_value(41).unwrap_or_default()).into_owned();
-        let cl_ord_id =
-            String::from_utf8_lossy(message.body_value(11).unwrap_or_default()).into_owned();
+        let orig = text_field(message, 41);
+        let cl_ord_id = text_field(message, 11);
         let Some(target) = self.by_cl_ord_id.get(&(account, orig.clone())).copied() else {
             replies.push(Self::cancel_reject(
                 &cl_ord_id,
@@ -805,8 +957,7 @@ impl ExchangeApplication {
         replies: &mut Vec<OutMessage>,
     ) -> Result<(), AppReject> {
         let account = Self::account(session, message)?;
-        let cl_ord_id =
-            String::from_utf8_lossy(message.body_value(11).unwrap_or_default()).into_owned();
+        let cl_ord_id = text_field(message, 11);
         let Some(&known) = self.by_cl_ord_id.get(&(account, cl_ord_id)) else {
             let mut er = OutMessage::new("8");
             er.set(6, "0")
@@ -1190,8 +1341,7 @@ impl ExchangeApplication {
                     }
                     let status = if leaves == 0 { "2" } else { "1" };
                     if let Some((session, mut er)) = self.exec_report(key, "F", status) {
-                        er.set(31, client_price.to_string())
-                            .set(32, quantity.to_string());
+                        er.set_int(31, client_price).set_uint(32, quantity);
                         emit(Some((session, er)));
                     }
                 }
@@ -1220,7 +1370,7 @@ impl ExchangeApplication {
                 o.quantity = quantity.max(o.cum_qty + leaves);
                 self.by_order_id.insert(order_id, new_key);
                 self.orders.insert(new_key, o);
-                let status = if self.orders[&new_key].cum_qty > 0 {
+                let status = if self.orders.get(&new_key).is_some_and(|o| o.cum_qty > 0) {
                     "1"
                 } else {
                     "0"
@@ -1334,8 +1484,8 @@ fn parse_log_line(line: &str) -> Option<ParsedEntry> {
                 Order {
                     session: unescape(session)?.into(),
                     account: account.parse().ok()?,
-                    cl_ord_id: unescape(cl_ord_id)?,
-                    symbol: unescape(symbol)?,
+                    cl_ord_id: unescape(cl_ord_id)?.into(),
+                    symbol: unescape(symbol)?.into(),
                     side: Side::from_u8(side.parse().ok()?)?,
                     outcome: Outcome::from_u8(outcome.parse().ok()?)?,
                     quantity: quantity.parse().ok()?,
@@ -1352,7 +1502,7 @@ fn parse_log_line(line: &str) -> Option<ParsedEntry> {
             PendingReplace {
                 account: account.parse().ok()?,
                 orig_client_order_id: orig.parse().ok()?,
-                cl_ord_id: unescape(cl_ord_id)?,
+                cl_ord_id: unescape(cl_ord_id)?.into(),
             },
         )),
         _ => None,
@@ -1456,6 +1606,66 @@ mod tests {
         }
         // Where f64 has run out of digits, the exact quotient has not.
         assert_eq!(avg(1 << 60, 3), "384307168202282325.3333");
+    }
+
+    fn order(account: u32, cl_ord_id: &str) -> Order {
+        Order {
+            session: "FIX.4.4-RINGEX-C".into(),
+            account,
+            cl_ord_id: cl_ord_id.into(),
+            symbol: "RAIN".into(),
+            side: Side::Buy,
+            outcome: Outcome::Yes,
+            quantity: 1,
+            order_id: 0,
+            cum_qty: 0,
+            notional: 0,
+            cancel_cl_ord_id: None,
+            cancelled: false,
+        }
+    }
+
+    #[test]
+    fn the_order_table_finds_orders_across_chunks_and_reuses_removed_slots() {
+        let mut table = OrderTable::with_capacity(16);
+        let n = ORDER_CHUNK as u64 * 2 + 5;
+        for id in 0..n {
+            table.insert(
+                ((id % 3) as u32, id),
+                order((id % 3) as u32, &id.to_string()),
+            );
+        }
+        assert_eq!(table.len() as u64, n);
+        assert_eq!(
+            table.chunks.len(),
+            3,
+            "a chunk is added only when the last is full"
+        );
+        for id in [0, ORDER_CHUNK as u64 - 1, ORDER_CHUNK as u64, n - 1] {
+            let key = ((id % 3) as u32, id);
+            assert_eq!(table.get(&key).unwrap().cl_ord_id, id.to_string().as_str());
+        }
+        assert!(
+            table.get(&(1, 0)).is_none(),
+            "the account is part of the key"
+        );
+        // Replacing keeps one entry; removing frees the slot for the next order.
+        table.insert((0, 0), order(0, "again"));
+        assert_eq!(table.len() as u64, n);
+        assert_eq!(table.get(&(0, 0)).unwrap().cl_ord_id, "again");
+        let removed = table.remove(&(1, 7)).unwrap();
+        assert_eq!(removed.cl_ord_id, "7");
+        assert!(table.remove(&(1, 7)).is_none());
+        assert!(table.get(&(1, 7)).is_none());
+        table.get_mut(&(2, 8)).unwrap().cum_qty = 4;
+        table.insert((9, 1 << 40), order(9, "new"));
+        assert_eq!(table.chunks.len(), 3, "the removed order's slot was reused");
+        assert_eq!(table.get(&(9, 1 << 40)).unwrap().cl_ord_id, "new");
+        assert_eq!(table.get(&(2, 8)).unwrap().cum_qty, 4);
+        let mut seen: Vec<u64> = table.iter().map(|(k, _)| k.1).collect();
+        seen.sort_unstable();
+        assert_eq!(seen.len() as u64, n);
+        assert!(!seen.contains(&7) && seen.contains(&(1 << 40)));
     }
 
     #[test]

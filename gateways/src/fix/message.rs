@@ -519,6 +519,25 @@ impl OutMessage {
         self
     }
 
+    /// Adds (or replaces) a body field with a signed integer value, written
+    /// without an intermediate string.
+    pub fn set_int(&mut self, tag: i64, value: i64) -> &mut Self {
+        if value >= 0 {
+            return self.set_uint(tag, value as u64);
+        }
+        self.remove_block(tag);
+        write_int(&mut self.body, tag);
+        self.body.extend_from_slice(b"=-");
+        let mut digits = [0u8; 20];
+        self.body.extend_from_slice(crate::text::decimal_digits(
+            value.unsigned_abs(),
+            &mut digits,
+        ));
+        self.body.push(SOH);
+        self.blocks.push((tag, self.body.len() as u32));
+        self
+    }
+
     /// Adds (or replaces) a header field.
     pub fn set_header(&mut self, tag: i64, value: impl AsRef<[u8]>) -> &mut Self {
         if let Some(h) = self.header.iter_mut().find(|h| h.0 == tag) {
@@ -761,6 +780,22 @@ mod tests {
         m.encode("FIX.4.4", 1, "S", "T", 0, &mut out);
         let text = String::from_utf8(out).unwrap().replace('\x01', "|");
         assert!(text.contains("|56=T|11=A|14=12|55=LONGER|10="), "{text}");
+    }
+
+    #[test]
+    fn integers_are_written_as_their_decimal_text() {
+        for value in [0i64, 7, 99, -1, -100, i64::MAX, i64::MIN] {
+            let mut m = OutMessage::new("8");
+            m.set_int(31, value);
+            let mut by_text = OutMessage::new("8");
+            by_text.set(31, value.to_string());
+            assert_eq!(m, by_text, "{value}");
+        }
+        let mut m = OutMessage::new("8");
+        m.set_uint(32, u64::MAX);
+        let mut by_text = OutMessage::new("8");
+        by_text.set(32, u64::MAX.to_string());
+        assert_eq!(m, by_text);
     }
 
     #[test]

@@ -72,6 +72,15 @@ fn default_max_frame() -> usize {
     DEFAULT_MAX_FRAME
 }
 
+/// Orders the `ringex` server sizes the FIX order tables for when `[fix]`
+/// does not say (`order_capacity`): 262,144 orders, 46 MB of index
+/// (touched as orders arrive).
+pub const DEFAULT_ORDER_CAPACITY: usize = 1 << 18;
+
+fn default_order_capacity() -> usize {
+    DEFAULT_ORDER_CAPACITY
+}
+
 /// The FIX gateway's configuration (the `fix` section of the server's
 /// config file).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -86,6 +95,11 @@ pub struct FixServerConfig {
     /// Largest accepted frame in bytes.
     #[serde(default = "default_max_frame")]
     pub max_frame_bytes: usize,
+    /// Orders the exchange application's tables are sized for at start
+    /// ([`crate::fix::ExchangeApplication::with_order_capacity`]): below
+    /// this count no order table rehashes while trading.
+    #[serde(default = "default_order_capacity")]
+    pub order_capacity: usize,
     /// The sessions.
     pub sessions: Vec<SessionConfig>,
 }
@@ -661,6 +675,7 @@ mod tests {
             listen: "127.0.0.1:0".parse().unwrap(),
             store_dir: None,
             max_frame_bytes: 4096,
+            order_capacity: 1024,
             sessions: vec![SessionConfig::new("FIX.4.2", "A", "B")],
         };
         let err = FixServer::bind(
@@ -675,6 +690,7 @@ mod tests {
             listen: "127.0.0.1:0".parse().unwrap(),
             store_dir: None,
             max_frame_bytes: 4096,
+            order_capacity: 1024,
             sessions: vec![
                 SessionConfig::new("FIX.4.4", "A", "B"),
                 SessionConfig::new("FIX.4.4", "A", "B"),

@@ -300,7 +300,8 @@ fn start_fix(
         .map(|m| m.ticker.clone());
     let mut app = ExchangeApplication::new(pipeline.sender(), sink.receiver, symbols)
         .with_wakeup(sink.wakeup)
-        .with_spot_symbols(spot);
+        .with_spot_symbols(spot)
+        .with_order_capacity(fix_config.order_capacity);
     // The order table of earlier runs: their orders' FIX identities from
     // the order log, their fills and cancels from the output journal.
     if let Some(dir) = &fix_config.store_dir {

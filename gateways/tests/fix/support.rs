@@ -37,6 +37,7 @@ pub fn start_echo_gateway(
         listen: "127.0.0.1:0".parse().unwrap(),
         store_dir,
         max_frame_bytes: 16 * 1024,
+        order_capacity: 1024,
         sessions,
     };
     FixServer::spawn(config, Dictionaries::shared(), EchoApplication::new())
