@@ -67,6 +67,11 @@ pub const TARGET_ONE_SESSION: f64 = 200_000.0;
 /// A writer sleeps when the next order is further away than this, and
 /// yield-spins otherwise (`thread::sleep` overshoots by tens of µs).
 pub const SPIN_BELOW_NS: u64 = 200_000;
+/// Orders the acceptor's tables are sized for unless `--order-capacity`
+/// says otherwise: a venue sizes them for its day, and two million covers
+/// the default runs (the largest open-loop run is capped at
+/// `--max-orders`, two million), so no table rehashes mid-run.
+pub const DEFAULT_ORDER_CAPACITY: usize = 2_000_000;
 /// Price of every order, cents.
 const PRICE: &str = "50";
 /// Cash each account is funded with, cents.
@@ -96,6 +101,9 @@ pub struct FixOptions {
     pub config: Option<crate::config::RingexConfig>,
     /// Most orders one open-loop run may send (warm-up included).
     pub max_orders: u64,
+    /// Orders the acceptor's order tables are sized for at start
+    /// (`[fix] order_capacity`).
+    pub order_capacity: usize,
 }
 
 impl FixOptions {
@@ -344,7 +352,8 @@ impl Venue {
             (0..sessions).map(|s| (symbol(s), s as u32 + 1)).collect();
         let sink_stats = Arc::clone(&sink.stats);
         let app = ExchangeApplication::new(pipeline.sender(), sink.receiver, symbols)
-            .with_wakeup(sink.wakeup);
+            .with_wakeup(sink.wakeup)
+            .with_order_capacity(opts.order_capacity);
         let session_configs = (0..sessions)
             .map(|s| {
                 let mut c = SessionConfig::new("FIX.4.4", ACCEPTOR, &client_comp_id(s));
@@ -357,8 +366,10 @@ impl Venue {
         let server = FixServer::spawn(
             FixServerConfig {
                 listen: "127.0.0.1:0".parse().expect("a socket address"),
-                store_dir: None,
+                // Files, as the `ringex` server keeps them.
+                store_dir: Some(dir.path().join("fix")),
                 max_frame_bytes: 16 * 1024,
+                order_capacity: opts.order_capacity,
                 sessions: session_configs,
             },
             Dictionaries::shared(),
@@ -1227,6 +1238,7 @@ mod tests {
             durability: Durability(ringex_journal::DurabilityPolicy::None),
             config: None,
             max_orders: 10_000,
+            order_capacity: 1024,
         }
     }
 

@@ -144,6 +144,9 @@ struct FixArgs {
     /// Most orders one open-loop run may send (warm-up included).
     #[arg(long, default_value_t = 2_000_000)]
     max_orders: u64,
+    /// Orders the acceptor's order tables are sized for at start (`[fix] order_capacity`).
+    #[arg(long, default_value_t = ringex_perf::fix_perf::DEFAULT_ORDER_CAPACITY)]
+    order_capacity: usize,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -829,6 +832,7 @@ fn main() -> anyhow::Result<()> {
                 durability: durability_of(loaded.as_ref()),
                 config: config.clone(),
                 max_orders: 2_000_000,
+                order_capacity: ringex_perf::fix_perf::DEFAULT_ORDER_CAPACITY,
             };
             fix_opts.check()?;
             let ws_opts = WsOptions {
@@ -959,6 +963,7 @@ fn main() -> anyhow::Result<()> {
                 durability,
                 config: loaded.as_ref().map(|c| c.config.clone()),
                 max_orders: a.max_orders,
+                order_capacity: a.order_capacity,
             };
             opts.check()?;
             let dir = ResultsDir::create(a.common.out.as_deref(), "fix")?;
