@@ -7,7 +7,9 @@
 //! ([`FixServer`] with the [`ExchangeApplication`]) on `127.0.0.1:0`, one
 //! binary market and one funded account per session, sessions with
 //! `ResetOnLogon` and the per-session order throttle raised to
-//! [`FixOptions::throttle`]. The load generator is a minimal initiator of
+//! [`FixOptions::throttle`], session stores as files in the venue's
+//! folder and order tables sized for [`FixOptions::order_capacity`]
+//! orders, as the `ringex` server runs them. The load generator is a minimal initiator of
 //! its own: it logs on, then writes NewOrderSingles whose MsgSeqNum,
 //! SendingTime, BodyLength and CheckSum it fills in per message. The order
 //! stream keeps the book bounded: order `i` of a session buys one contract
