@@ -8,9 +8,9 @@
 //! binary market and one funded account per session, sessions with
 //! `ResetOnLogon` and the per-session order throttle raised to
 //! [`FixOptions::throttle`], session stores as files in the venue's
-//! folder and order tables sized for [`FixOptions::order_capacity`]
-//! orders, as the `ringex` server runs them. The load generator is a minimal initiator of
-//! its own: it logs on, then writes NewOrderSingles whose MsgSeqNum,
+//! folder and a ClOrdID table sized for [`FixOptions::order_capacity`]
+//! orders, as the `ringex` server runs them. The load generator is a
+//! minimal initiator of its own: it logs on, then writes NewOrderSingles whose MsgSeqNum,
 //! SendingTime, BodyLength and CheckSum it fills in per message. The order
 //! stream keeps the book bounded: order `i` of a session buys one contract
 //! at 50 when `i` is even and sells one at 50 when it is odd, so every
@@ -69,10 +69,10 @@ pub const TARGET_ONE_SESSION: f64 = 200_000.0;
 /// A writer sleeps when the next order is further away than this, and
 /// yield-spins otherwise (`thread::sleep` overshoots by tens of µs).
 pub const SPIN_BELOW_NS: u64 = 200_000;
-/// Orders the acceptor's tables are sized for unless `--order-capacity`
-/// says otherwise: a venue sizes them for its day, and two million covers
+/// Orders the acceptor's ClOrdID table is sized for unless `--order-capacity`
+/// says otherwise: a venue sizes it for its day, and two million covers
 /// the default runs (the largest open-loop run is capped at
-/// `--max-orders`, two million), so no table rehashes mid-run.
+/// `--max-orders`, two million), so it does not rehash mid-run.
 pub const DEFAULT_ORDER_CAPACITY: usize = 2_000_000;
 /// Price of every order, cents.
 const PRICE: &str = "50";
@@ -103,7 +103,7 @@ pub struct FixOptions {
     pub config: Option<crate::config::RingexConfig>,
     /// Most orders one open-loop run may send (warm-up included).
     pub max_orders: u64,
-    /// Orders the acceptor's order tables are sized for at start
+    /// Orders the acceptor's ClOrdID table is sized for at start
     /// (`[fix] order_capacity`).
     pub order_capacity: usize,
 }

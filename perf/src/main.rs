@@ -144,7 +144,7 @@ struct FixArgs {
     /// Most orders one open-loop run may send (warm-up included).
     #[arg(long, default_value_t = 2_000_000)]
     max_orders: u64,
-    /// Orders the acceptor's order tables are sized for at start (`[fix] order_capacity`).
+    /// Orders the acceptor's ClOrdID table is sized for at start (`[fix] order_capacity`).
     #[arg(long, default_value_t = ringex_perf::fix_perf::DEFAULT_ORDER_CAPACITY)]
     order_capacity: usize,
     #[command(flatten)]

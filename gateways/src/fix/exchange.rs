@@ -58,6 +58,7 @@ use super::time::{now_millis, parse_timestamp, Millis};
 use crate::hash::FxHashMap;
 use crate::text::decimal_digits;
 use crate::ws::{EventHistory, GatewayError};
+use ringex_core::ORDER_SLOT_BITS;
 
 /// A ClOrdID (or OrigClOrdID) as the application keeps it: up to 24
 /// bytes inline, so the usual ids cost no allocation per order.
@@ -107,87 +108,189 @@ struct PendingReplace {
 /// Orders in a chunk of [`OrderTable`]: 16,384 of about 150 bytes, 2.4 MB.
 const ORDER_CHUNK: usize = 1 << 14;
 
+/// Slots [`OrderTable`] indexes directly at most (a guard: this run's ids
+/// are consecutive, so it never gets near this).
+const MAX_DIRECT_SLOTS: u64 = 1 << 32;
+
 /// Every order the application knows, found by (account, engine client
-/// order id). The orders live in fixed-size chunks that never move: the
-/// table grows by a chunk, whose pages are touched in order as orders
-/// arrive, instead of rehashing every order into a new, twice as large
-/// allocation (a stall of milliseconds, mostly in page faults, once the
-/// table holds a few hundred thousand orders). The index holds only the
-/// key and a slot number; [`OrderTable::with_capacity`] sizes it up front.
+/// order id).
+///
+/// The application hands out engine client order ids one by one from a
+/// counter, so the orders of this run are found without hashing: the
+/// order with id `direct_from + i` lives in slot `i` of fixed-size chunks
+/// that never move. The table grows by a chunk, whose pages are touched in
+/// order as orders arrive, instead of rehashing every order into a twice
+/// as large allocation (a stall of milliseconds, mostly page faults, once
+/// it holds a few hundred thousand orders), and consecutive orders sit
+/// next to each other in memory. A slot stays empty for an id that names
+/// no order (a cancel/replace's id until its order moves there, a submit
+/// the ring refused). Orders of earlier runs, read back from the order
+/// log with lower ids, are kept in a hash map.
 struct OrderTable {
+    /// The first id of the directly indexed range.
+    direct_from: u64,
     chunks: Vec<Vec<Option<Order>>>,
-    /// Slots of removed orders, reused first.
-    free: Vec<u32>,
-    index: FxHashMap<(u32, u64), u32>,
+    /// Orders with ids outside the direct range, by id.
+    other: FxHashMap<u64, Order>,
+    len: usize,
 }
 
 impl OrderTable {
-    fn with_capacity(orders: usize) -> Self {
+    /// A table whose direct range starts at `direct_from`, the next id the
+    /// application will hand out.
+    fn new(direct_from: u64) -> Self {
         Self {
+            direct_from,
             chunks: Vec::new(),
-            free: Vec::new(),
-            index: FxHashMap::with_capacity_and_hasher(orders, Default::default()),
+            other: FxHashMap::default(),
+            len: 0,
         }
     }
 
-    fn slot(&self, slot: u32) -> Option<&Order> {
-        let slot = slot as usize;
-        self.chunks[slot / ORDER_CHUNK][slot % ORDER_CHUNK].as_ref()
+    /// Moves the direct range to start at `direct_from` (after the order
+    /// log raised the next id); orders already held keep their ids.
+    fn restart_at(&mut self, direct_from: u64) {
+        let old_from = self.direct_from;
+        let held: Vec<(u64, Order)> = std::mem::take(&mut self.chunks)
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .filter_map(|(slot, o)| Some((old_from + slot as u64, o?)))
+            .collect();
+        self.direct_from = direct_from;
+        self.len -= held.len();
+        for (id, order) in held {
+            self.insert((order.account, id), order);
+        }
     }
 
-    fn slot_mut(&mut self, slot: u32) -> &mut Option<Order> {
-        let slot = slot as usize;
-        &mut self.chunks[slot / ORDER_CHUNK][slot % ORDER_CHUNK]
+    /// The direct slot of `id`, if it is in the direct range.
+    fn slot_of(&self, id: u64) -> Option<usize> {
+        id.checked_sub(self.direct_from)
+            .filter(|slot| *slot < MAX_DIRECT_SLOTS)
+            .map(|slot| slot as usize)
     }
 
     fn len(&self) -> usize {
-        self.index.len()
+        self.len
+    }
+
+    fn entry_mut(&mut self, id: u64) -> Option<&mut Option<Order>> {
+        let slot = self.slot_of(id)?;
+        self.chunks
+            .get_mut(slot / ORDER_CHUNK)?
+            .get_mut(slot % ORDER_CHUNK)
     }
 
     fn get(&self, key: &(u32, u64)) -> Option<&Order> {
-        self.slot(*self.index.get(key)?)
+        let order = match self.slot_of(key.1) {
+            Some(slot) => self
+                .chunks
+                .get(slot / ORDER_CHUNK)?
+                .get(slot % ORDER_CHUNK)?
+                .as_ref(),
+            None => self.other.get(&key.1),
+        }?;
+        (order.account == key.0).then_some(order)
     }
 
     fn get_mut(&mut self, key: &(u32, u64)) -> Option<&mut Order> {
-        let slot = *self.index.get(key)?;
-        self.slot_mut(slot).as_mut()
+        let order = match self.slot_of(key.1) {
+            Some(_) => self.entry_mut(key.1)?.as_mut(),
+            None => self.other.get_mut(&key.1),
+        }?;
+        (order.account == key.0).then_some(order)
     }
 
-    /// Adds `order` under `key`, replacing an order already there.
+    /// Adds `order` (of account `key.0`) under id `key.1`, replacing an
+    /// order already there.
     fn insert(&mut self, key: (u32, u64), order: Order) {
-        if let Some(&slot) = self.index.get(&key) {
-            *self.slot_mut(slot) = Some(order);
+        debug_assert_eq!(order.account, key.0);
+        let Some(slot) = self.slot_of(key.1) else {
+            if self.other.insert(key.1, order).is_none() {
+                self.len += 1;
+            }
             return;
-        }
-        let slot = match self.free.pop() {
-            Some(slot) => {
-                *self.slot_mut(slot) = Some(order);
-                slot
-            }
-            None => {
-                if self.chunks.last().is_none_or(|c| c.len() == ORDER_CHUNK) {
-                    self.chunks.push(Vec::with_capacity(ORDER_CHUNK));
-                }
-                let chunk_index = self.chunks.len() - 1;
-                let chunk = &mut self.chunks[chunk_index];
-                chunk.push(Some(order));
-                u32::try_from(chunk_index * ORDER_CHUNK + chunk.len() - 1)
-                    .expect("fewer than 2^32 orders")
-            }
         };
-        self.index.insert(key, slot);
+        let (chunk, index) = (slot / ORDER_CHUNK, slot % ORDER_CHUNK);
+        while self.chunks.len() <= chunk {
+            self.chunks.push(Vec::with_capacity(ORDER_CHUNK));
+        }
+        let chunk = &mut self.chunks[chunk];
+        if chunk.len() <= index {
+            chunk.resize_with(index + 1, || None);
+        }
+        if chunk[index].replace(order).is_none() {
+            self.len += 1;
+        }
     }
 
     fn remove(&mut self, key: &(u32, u64)) -> Option<Order> {
-        let slot = self.index.remove(key)?;
-        self.free.push(slot);
-        self.slot_mut(slot).take()
+        // Only the order of this account.
+        self.get(key)?;
+        let removed = match self.slot_of(key.1) {
+            Some(_) => self.entry_mut(key.1)?.take(),
+            None => self.other.remove(&key.1),
+        };
+        self.len -= usize::from(removed.is_some());
+        removed
     }
 
     fn iter(&self) -> impl Iterator<Item = ((u32, u64), &Order)> {
-        self.index
+        let from = self.direct_from;
+        self.chunks
             .iter()
-            .filter_map(|(key, &slot)| Some((*key, self.slot(slot)?)))
+            .flatten()
+            .enumerate()
+            .filter_map(move |(slot, o)| {
+                let o = o.as_ref()?;
+                Some(((o.account, from + slot as u64), o))
+            })
+            .chain(self.other.iter().map(|(&id, o)| ((o.account, id), o)))
+    }
+}
+
+/// Engine order id to the order's key, for the orders that can still trade.
+///
+/// Engine order ids carry the engine's arena slot in their low
+/// [`ORDER_SLOT_BITS`] bits, and a slot holds one live order at a time, so
+/// the index is a vector by slot holding the full id: a lookup is one
+/// load and a compare, and the vector is as long as the engine's
+/// high-water mark of live orders. An entry left by a finished order is
+/// overwritten when its slot is reused; until then the id compare keeps
+/// it from matching another order (also one of another gateway).
+#[derive(Default)]
+struct LiveOrderIds {
+    by_slot: Vec<(u64, (u32, u64))>,
+}
+
+impl LiveOrderIds {
+    fn slot(order_id: u64) -> usize {
+        (order_id & ((1 << ORDER_SLOT_BITS) - 1)) as usize
+    }
+
+    fn insert(&mut self, order_id: u64, key: (u32, u64)) {
+        let slot = Self::slot(order_id);
+        if self.by_slot.len() <= slot {
+            self.by_slot.resize(slot + 1, (0, (0, 0)));
+        }
+        self.by_slot[slot] = (order_id, key);
+    }
+
+    fn get(&self, order_id: u64) -> Option<(u32, u64)> {
+        match self.by_slot.get(Self::slot(order_id)) {
+            // Engine order ids are never 0 (the counter starts at 1).
+            Some(&(id, key)) if id == order_id && id != 0 => Some(key),
+            _ => None,
+        }
+    }
+
+    fn remove(&mut self, order_id: u64) {
+        if let Some(entry) = self.by_slot.get_mut(Self::slot(order_id)) {
+            if entry.0 == order_id {
+                entry.0 = 0;
+            }
+        }
     }
 }
 
@@ -237,8 +340,9 @@ pub struct ExchangeApplication {
     /// (account, ClOrdID) to the engine client order id. Keyed by client
     /// input, so hashed with a randomly keyed hasher.
     by_cl_ord_id: HashMap<(u32, ClOrdId), u64, ClientKeyHasher>,
-    /// Engine order id to (account, engine client order id).
-    by_order_id: FxHashMap<u64, (u32, u64)>,
+    /// Engine order id to (account, engine client order id), for orders
+    /// that can still trade.
+    by_order_id: LiveOrderIds,
     next_exec_id: u64,
     /// Cancel/replace requests in flight, by (account, new engine client order id).
     replaces: HashMap<(u32, u64), PendingReplace>,
@@ -338,6 +442,9 @@ impl ExchangeApplication {
         events: Receiver<Event>,
         symbols: HashMap<String, u32>,
     ) -> Self {
+        // Engine client order ids must not repeat within an account, also
+        // across restarts: start from the clock.
+        let next_client_order_id = wall_clock_ns() / 1000;
         let mut app = Self {
             sender,
             events,
@@ -347,12 +454,10 @@ impl ExchangeApplication {
             resolve: FxHashMap::default(),
             books: HashMap::new(),
             subscriptions: Vec::new(),
-            // Engine client order ids must not repeat within an account, also
-            // across restarts: start from the clock.
-            next_client_order_id: wall_clock_ns() / 1000,
-            orders: OrderTable::with_capacity(0),
+            next_client_order_id,
+            orders: OrderTable::new(next_client_order_id),
             by_cl_ord_id: HashMap::default(),
-            by_order_id: FxHashMap::default(),
+            by_order_id: LiveOrderIds::default(),
             next_exec_id: 1,
             replaces: HashMap::new(),
             sessions: FxHashMap::default(),
@@ -362,20 +467,17 @@ impl ExchangeApplication {
         app
     }
 
-    /// Sizes the order tables for `orders` orders up front, as a venue
-    /// sizes its tables for a day's volume: below that count no table
-    /// rehashes (above it they grow as usual). Call before trading starts.
-    /// The three indexes take 88 bytes per bucket, with between 8/7 and
-    /// 16/7 buckets per order of capacity; the orders themselves are
-    /// allocated as they arrive.
+    /// Sizes the ClOrdID table for `orders` orders up front, as a venue
+    /// sizes its tables for a day's volume: below that count it never
+    /// rehashes (above it, it grows as usual; a doubling is a pause of
+    /// milliseconds at large sizes). Call before trading starts. It takes
+    /// 40 bytes per bucket, with between 8/7 and 16/7 buckets per order of
+    /// capacity. The other order tables need no sizing: they are indexed
+    /// by ids the application or the engine hands out, and grow without
+    /// moving what they hold.
     pub fn with_order_capacity(mut self, orders: usize) -> Self {
-        self.orders
-            .index
-            .reserve(orders.saturating_sub(self.orders.len()));
         self.by_cl_ord_id
             .reserve(orders.saturating_sub(self.by_cl_ord_id.len()));
-        self.by_order_id
-            .reserve(orders.saturating_sub(self.by_order_id.len()));
         self
     }
 
@@ -490,6 +592,7 @@ impl ExchangeApplication {
         // New engine client order ids stay above every logged one.
         let highest = self.orders.iter().map(|(k, _)| k.1).max().unwrap_or(0);
         self.next_client_order_id = self.next_client_order_id.max(highest + 1);
+        self.orders.restart_at(self.next_client_order_id);
         Ok(self.orders.len())
     }
 
@@ -1327,7 +1430,7 @@ impl ExchangeApplication {
                     (maker_order_id, maker_leaves),
                     (taker_order_id, taker_leaves),
                 ] {
-                    let Some(&key) = self.by_order_id.get(&order_id) else {
+                    let Some(key) = self.by_order_id.get(order_id) else {
                         continue;
                     };
                     let mut client_price = price;
@@ -1365,7 +1468,7 @@ impl ExchangeApplication {
                 self.by_cl_ord_id.remove(&(account, orig_cl_ord_id.clone()));
                 self.by_cl_ord_id
                     .insert((account, p.cl_ord_id), client_order_id);
-                self.by_order_id.remove(&o.order_id);
+                self.by_order_id.remove(o.order_id);
                 o.order_id = order_id;
                 o.quantity = quantity.max(o.cum_qty + leaves);
                 self.by_order_id.insert(order_id, new_key);
@@ -1626,46 +1729,95 @@ mod tests {
     }
 
     #[test]
-    fn the_order_table_finds_orders_across_chunks_and_reuses_removed_slots() {
-        let mut table = OrderTable::with_capacity(16);
+    fn the_order_table_indexes_this_runs_ids_directly_and_keeps_others_by_hash() {
+        let from = 1_000_000u64;
+        let mut table = OrderTable::new(from);
         let n = ORDER_CHUNK as u64 * 2 + 5;
-        for id in 0..n {
+        // Every third id names no order (a cancel/replace's id, a refused submit).
+        let ids: Vec<u64> = (from..from + n).filter(|id| id % 3 != 0).collect();
+        for &id in &ids {
             table.insert(
-                ((id % 3) as u32, id),
-                order((id % 3) as u32, &id.to_string()),
+                ((id % 7) as u32, id),
+                order((id % 7) as u32, &id.to_string()),
             );
         }
-        assert_eq!(table.len() as u64, n);
-        assert_eq!(
-            table.chunks.len(),
-            3,
-            "a chunk is added only when the last is full"
+        assert_eq!(table.len(), ids.len());
+        assert_eq!(table.chunks.len(), 3);
+        assert!(
+            table.other.is_empty(),
+            "this run's ids are indexed directly"
         );
-        for id in [0, ORDER_CHUNK as u64 - 1, ORDER_CHUNK as u64, n - 1] {
-            let key = ((id % 3) as u32, id);
+        for &id in [ids[0], ids[ids.len() / 2], *ids.last().unwrap()].iter() {
+            let key = ((id % 7) as u32, id);
             assert_eq!(table.get(&key).unwrap().cl_ord_id, id.to_string().as_str());
         }
+        let hole = ids[0] + 1 + ids[0] % 3; // an id with id % 3 == 0
+        assert_eq!(hole % 3, 0);
+        assert!(table.get(&((hole % 7) as u32, hole)).is_none());
         assert!(
-            table.get(&(1, 0)).is_none(),
+            table.get(&(99, ids[0])).is_none(),
             "the account is part of the key"
         );
-        // Replacing keeps one entry; removing frees the slot for the next order.
-        table.insert((0, 0), order(0, "again"));
-        assert_eq!(table.len() as u64, n);
-        assert_eq!(table.get(&(0, 0)).unwrap().cl_ord_id, "again");
-        let removed = table.remove(&(1, 7)).unwrap();
-        assert_eq!(removed.cl_ord_id, "7");
-        assert!(table.remove(&(1, 7)).is_none());
-        assert!(table.get(&(1, 7)).is_none());
-        table.get_mut(&(2, 8)).unwrap().cum_qty = 4;
-        table.insert((9, 1 << 40), order(9, "new"));
-        assert_eq!(table.chunks.len(), 3, "the removed order's slot was reused");
-        assert_eq!(table.get(&(9, 1 << 40)).unwrap().cl_ord_id, "new");
-        assert_eq!(table.get(&(2, 8)).unwrap().cum_qty, 4);
-        let mut seen: Vec<u64> = table.iter().map(|(k, _)| k.1).collect();
-        seen.sort_unstable();
-        assert_eq!(seen.len() as u64, n);
-        assert!(!seen.contains(&7) && seen.contains(&(1 << 40)));
+        assert!(table.remove(&(99, ids[0])).is_none());
+        assert!(
+            table.get(&(0, from + 10 * n)).is_none(),
+            "beyond the last chunk"
+        );
+        // An id before the range (an earlier run's, from the order log).
+        table.insert((3, 42), order(3, "old"));
+        assert_eq!(table.get(&(3, 42)).unwrap().cl_ord_id, "old");
+        assert_eq!(table.len(), ids.len() + 1);
+        // Replacing keeps one entry; removing empties the slot.
+        let first = ((ids[0] % 7) as u32, ids[0]);
+        table.insert(first, order(first.0, "again"));
+        assert_eq!(table.get(&first).unwrap().cl_ord_id, "again");
+        assert_eq!(table.len(), ids.len() + 1);
+        assert_eq!(table.remove(&first).unwrap().cl_ord_id, "again");
+        assert!(table.remove(&first).is_none());
+        assert_eq!(table.len(), ids.len());
+        // A cancel/replace's order moves into the hole its id left.
+        table.insert(((hole % 7) as u32, hole), order((hole % 7) as u32, "moved"));
+        assert_eq!(
+            table.get(&((hole % 7) as u32, hole)).unwrap().cl_ord_id,
+            "moved"
+        );
+        let second = ((ids[1] % 7) as u32, ids[1]);
+        table.get_mut(&second).unwrap().cum_qty = 4;
+        let mut seen: Vec<(u32, u64)> = table.iter().map(|(k, _)| k).collect();
+        assert_eq!(seen.len(), table.len());
+        seen.sort_unstable_by_key(|k| k.1);
+        assert!(seen.contains(&(3, 42)) && !seen.contains(&first) && seen.contains(&second));
+        // The order log raised the next id: what is held keeps its id.
+        let held = table.len();
+        table.restart_at(from + 2 * n);
+        assert_eq!(table.len(), held);
+        assert_eq!(table.get(&second).unwrap().cum_qty, 4);
+        assert_eq!(table.get(&(3, 42)).unwrap().cl_ord_id, "old");
+        table.insert((1, from + 2 * n), order(1, "next run"));
+        assert_eq!(table.get(&(1, from + 2 * n)).unwrap().cl_ord_id, "next run");
+        assert_eq!(table.chunks.len(), 1);
+    }
+
+    #[test]
+    fn live_order_ids_resolve_by_slot_and_never_match_another_order() {
+        let id = |counter: u64, slot: u64| (counter << ORDER_SLOT_BITS) | slot;
+        let mut live = LiveOrderIds::default();
+        assert_eq!(live.get(id(1, 0)), None);
+        assert_eq!(live.get(0), None, "an empty entry matches nothing");
+        live.insert(id(1, 5), (7, 100));
+        live.insert(id(2, 0), (7, 101));
+        assert_eq!(live.get(id(1, 5)), Some((7, 100)));
+        assert_eq!(live.get(id(2, 0)), Some((7, 101)));
+        assert_eq!(live.get(id(3, 5)), None, "same slot, another order");
+        assert_eq!(live.get(id(1, 4)), None);
+        // The slot is reused by a later order.
+        live.insert(id(3, 5), (8, 102));
+        assert_eq!(live.get(id(1, 5)), None);
+        assert_eq!(live.get(id(3, 5)), Some((8, 102)));
+        live.remove(id(1, 5)); // no longer there: nothing happens
+        assert_eq!(live.get(id(3, 5)), Some((8, 102)));
+        live.remove(id(3, 5));
+        assert_eq!(live.get(id(3, 5)), None);
     }
 
     #[test]

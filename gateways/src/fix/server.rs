@@ -73,7 +73,7 @@ fn default_max_frame() -> usize {
 }
 
 /// Orders the `ringex` server sizes the FIX order tables for when `[fix]`
-/// does not say (`order_capacity`): 262,144 orders, 46 MB of index
+/// does not say (`order_capacity`): 262,144 orders, a 21 MB ClOrdID table
 /// (touched as orders arrive).
 pub const DEFAULT_ORDER_CAPACITY: usize = 1 << 18;
 
@@ -95,9 +95,9 @@ pub struct FixServerConfig {
     /// Largest accepted frame in bytes.
     #[serde(default = "default_max_frame")]
     pub max_frame_bytes: usize,
-    /// Orders the exchange application's tables are sized for at start
-    /// ([`crate::fix::ExchangeApplication::with_order_capacity`]): below
-    /// this count no order table rehashes while trading.
+    /// Orders the exchange application's ClOrdID table is sized for at
+    /// start ([`crate::fix::ExchangeApplication::with_order_capacity`]):
+    /// below this count it never rehashes while trading.
     #[serde(default = "default_order_capacity")]
     pub order_capacity: usize,
     /// The sessions.
