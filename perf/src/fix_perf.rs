@@ -10,8 +10,9 @@
 //! [`FixOptions::throttle`], session stores as files in the venue's
 //! folder and a ClOrdID table sized for [`FixOptions::order_capacity`]
 //! orders, as the `ringex` server runs them. The load generator is a
-//! minimal initiator of its own: it logs on, then writes NewOrderSingles whose MsgSeqNum,
-//! SendingTime, BodyLength and CheckSum it fills in per message. The order
+//! minimal initiator of its own: it logs on, then writes NewOrderSingles
+//! whose MsgSeqNum, SendingTime, BodyLength and CheckSum it fills in per
+//! message. The order
 //! stream keeps the book bounded: order `i` of a session buys one contract
 //! at 50 when `i` is even and sells one at 50 when it is odd, so every
 //! second order fills the one before it and at most one order rests.
