@@ -293,6 +293,10 @@ unsafe impl<M: MappedMut> MappedMut for FaultyMapMut<M> {
     fn populate_write(&self, offset: usize, len: usize) -> io::Result<()> {
         self.inner.populate_write(offset, len)
     }
+
+    fn no_readahead(&self) -> io::Result<()> {
+        self.inner.no_readahead()
+    }
 }
 
 #[cfg(test)]

@@ -149,6 +149,11 @@ pub unsafe trait MappedMut: Send + Sync {
         let _ = (offset, len);
         Ok(())
     }
+    /// Asks the OS not to read ahead when a page of the mapping faults
+    /// (`madvise(MADV_RANDOM)`). A hint: the default does nothing.
+    fn no_readahead(&self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The real file system: `std::fs`, `memmap2` and `flock`.
@@ -322,6 +327,10 @@ unsafe impl MappedMut for StdMapMut {
     fn populate_write(&self, offset: usize, len: usize) -> io::Result<()> {
         self.0
             .advise_range(memmap2::Advice::PopulateWrite, offset, len)
+    }
+
+    fn no_readahead(&self) -> io::Result<()> {
+        self.0.advise(memmap2::Advice::Random)
     }
 }
 

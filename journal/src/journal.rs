@@ -274,6 +274,10 @@ struct Active<F: FileSystem> {
     /// `populate_write` failed in this segment (an old kernel): append
     /// stops asking and takes page faults as they come.
     populate_refused: bool,
+    /// The mapping does no readahead (there is no pretoucher thread): pages
+    /// are written with zeros before they are mapped in, so that mapping
+    /// them finds them cached instead of faulting each one in alone.
+    zeros_before_populate: bool,
     records: u64,
     /// When `offset` reaches this, the writer publishes its position to
     /// the pretoucher and wakes it (once per chunk; `usize::MAX` without a
@@ -305,6 +309,20 @@ impl<F: FileSystem> Active<F> {
         let len = seg.len();
         let from = (at / PAGE * PAGE).min(len);
         let to = from.saturating_add(POPULATE_CHUNK).min(len);
+        if self.zeros_before_populate {
+            // As `Journal::prepare_ahead` does: whole pages past the one
+            // the writer is in, not yet prepared. A failed write is only a
+            // lost hint (the stores then fault the pages in).
+            let mut zeroed = self.prepared.max(at.div_ceil(PAGE) * PAGE).min(to);
+            while zeroed < to {
+                let n = (to - zeroed).min(ZEROS.len());
+                if self.file.write_all_at(&ZEROS[..n], zeroed as u64).is_err() {
+                    break;
+                }
+                zeroed += n;
+            }
+            self.prepared = self.prepared.max(zeroed);
+        }
         if seg.populate(from, to) {
             self.populated = to;
         } else {
@@ -332,6 +350,7 @@ impl<F: FileSystem> Active<F> {
             prepared: offset,
             populated,
             populate_refused: false,
+            zeros_before_populate: pretouch.is_none(),
             records,
             report_at: pretouch.map_or(usize::MAX, |p| next_report(offset, p.chunk())),
         }
@@ -445,6 +464,10 @@ impl<F: FileSystem> Journal<F> {
                 let map = fs
                     .map_mut(file, len as usize)
                     .map_err(|e| Error::io("mmap segment", path, e))?;
+                if config.pretouch.is_none() {
+                    // As for a new segment (`Journal::create_segment`).
+                    let _ = map.no_readahead();
+                }
                 Some(SegmentWriter::new(map, *offset))
             }
             None => None,
@@ -790,6 +813,18 @@ impl<F: FileSystem> Journal<F> {
             Ok(m) => m,
             Err(e) => return Err(self.fail("mmap segment", path, e)),
         };
+        if self.config.pretouch.is_none() {
+            // The writer (or its idle time, `prepare_ahead`) makes pages
+            // ready itself: `pwrite`s of zeros, then `populate_write`. The
+            // kernel's readahead for a fault there allocates and zeroes
+            // large folios far past the range, in the fallocated, unwritten
+            // rest of the segment: one `populate_write` of 256 KiB near a
+            // segment's 32 MiB mark took 18 ms that way, a stall of the
+            // stage that owns the journal. (A pretoucher thread keeps the
+            // readahead: it faults unwritten pages in, where the large
+            // folios help, and off the writer's path.)
+            let _ = map.no_readahead();
+        }
         Ok((file, SegmentWriter::new(map, SEGMENT_HEADER_SIZE)))
     }
 

@@ -269,7 +269,8 @@ fn a_leftover_temporary_snapshot_is_skipped_and_retention_removes_it() {
 fn a_failed_write_while_preparing_ahead_stops_the_journal() {
     let dir = tempfile::tempdir().unwrap();
     let fs = FaultyFs::new();
-    let cfg = config().with_segment_size(1 << 16);
+    // Larger than the 256 KiB the writer maps in (and zeroes) by itself.
+    let cfg = config().with_segment_size(1 << 20);
     let (mut j, _) = Journal::open_with(fs.clone(), dir.path(), cfg).unwrap();
     append(&mut j, 1).unwrap();
     fs.plan().fail_nth_next(FaultOp::Write, 1);

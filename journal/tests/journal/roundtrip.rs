@@ -311,21 +311,30 @@ fn the_chain_head_is_the_last_records_chain_value_and_survives_reopening() {
 #[test]
 fn preparing_ahead_changes_nothing_a_reader_can_see() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut j, _) = Journal::open(dir.path(), config().with_segment_size(64 << 10)).unwrap();
+    let segment: usize = 512 << 10;
+    let (mut j, _) = Journal::open(dir.path(), config().with_segment_size(segment as u64)).unwrap();
     assert_eq!(j.prepare_ahead(1 << 20).unwrap(), 0, "no segment yet");
     assert_eq!(j.prepared_ahead(), 0);
     append_range(&mut j, 1..=3);
-    // Whole pages after the writer's page, up to the end of the segment.
+    // The writer mapped its first 256 KiB in, writing zeros to the whole
+    // pages after its own first.
+    let by_writer = (256 << 10) - 4096;
+    assert_eq!(j.prepared_ahead(), by_writer);
+    // Whole pages after those, up to the end of the segment.
     assert_eq!(j.prepare_ahead(8192).unwrap(), 8192);
-    assert_eq!(j.prepared_ahead(), 8192);
-    assert_eq!(j.prepare_ahead(1 << 20).unwrap(), (64 << 10) - 4096 - 8192);
-    assert_eq!(j.prepared_ahead(), (64 << 10) - 4096);
+    assert_eq!(j.prepared_ahead(), by_writer + 8192);
+    assert_eq!(
+        j.prepare_ahead(1 << 20).unwrap(),
+        segment - 4096 - by_writer - 8192
+    );
+    assert_eq!(j.prepared_ahead(), segment - 4096);
     assert_eq!(j.prepare_ahead(1 << 20).unwrap(), 0);
-    append_range(&mut j, 4..=1200);
+    append_range(&mut j, 4..=12_000);
+    assert!(j.segment_paths().len() > 1, "rolled");
     assert!(j.prepare_ahead(1 << 20).unwrap() > 0, "the new segment");
-    append_range(&mut j, 1201..=1300);
+    append_range(&mut j, 12_001..=12_100);
     drop(j);
-    assert_eq!(sequences(dir.path()), (1..=1300).collect::<Vec<_>>());
+    assert_eq!(sequences(dir.path()), (1..=12_100).collect::<Vec<_>>());
     let (_, report) = Journal::open(dir.path(), config()).unwrap();
     assert!(report.is_clean(), "{report:?}");
     assert!(ringex_journal::verify(dir.path()).unwrap().is_intact());
