@@ -148,15 +148,17 @@ impl StageBell {
     }
 
     /// Wakes the stage if it asked to be woken; called after publishing
-    /// work for it.
+    /// work for it. Whether it had asked (and was woken).
     #[inline]
-    pub(crate) fn ring(&self) {
+    pub(crate) fn ring(&self) -> bool {
         fence(Ordering::SeqCst);
         if self.asleep.load(Ordering::Relaxed) && self.asleep.swap(false, Ordering::AcqRel) {
             if let Some(thread) = self.thread.get() {
                 thread.unpark();
             }
+            return true;
         }
+        false
     }
 
     /// One wait of the stage thread in its backoff's sleep phase.
@@ -255,7 +257,8 @@ impl StageConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum JournalPretouch {
     /// Nobody in advance: the writer maps pages in as its appends reach
-    /// them (256 KiB per `madvise`), on the critical path.
+    /// them (256 KiB at a time: `pwrite`s of zeros, then one `madvise`),
+    /// on the critical path.
     Off,
     /// The writer itself, while its ring is empty: the journaler for the
     /// input journal, the publisher for the output journal
@@ -577,14 +580,14 @@ mod tests {
         while !bell.asleep.load(Ordering::SeqCst) {
             std::thread::yield_now();
         }
-        bell.ring();
+        assert!(bell.ring(), "the stage had asked to be woken");
         assert_eq!(stage.join().unwrap(), BellWait::Woken);
         assert!(
             !bell.asleep.load(Ordering::SeqCst),
             "a rung bell is cleared"
         );
         // Ringing a stage that is not waiting does nothing.
-        bell.ring();
+        assert!(!bell.ring());
         assert!(!bell.asleep.load(Ordering::SeqCst));
     }
 

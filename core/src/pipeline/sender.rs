@@ -177,7 +177,17 @@ impl CommandSender {
                     return Err(SubmitError::Closed);
                 }
                 metrics.submitted.fetch_add(1, Ordering::Relaxed);
-                self.shared.bells.journaler.ring();
+                if self.shared.bells.journaler.ring() {
+                    // The pipeline was idle: wake the engine and the
+                    // publisher now too, so that their wake-ups run while
+                    // the journaler's does instead of one after the other.
+                    // Each spins when woken, and parks again if the work
+                    // does not reach it in time (the stage before rings it
+                    // at the end of its batch, as always).
+                    let bells = &self.shared.bells;
+                    bells.engine.ring();
+                    bells.publisher.ring();
+                }
                 Ok(self.base + ring_seq as u64)
             }
             Err(disruptor::RingBufferFull) => {
