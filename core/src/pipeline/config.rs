@@ -5,7 +5,7 @@ use crate::EngineConfig;
 use ringex_journal::{DurabilityPolicy, JournalConfig, PretouchConfig, RetentionPolicy};
 use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
-use std::sync::atomic::{fence, AtomicBool, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -116,6 +116,8 @@ impl Backoff {
 #[derive(Debug, Default)]
 pub(crate) struct StageBell {
     asleep: AtomicBool,
+    /// When the stage last asked to be woken ([`super::monotonic_ns`]).
+    armed_at_ns: AtomicU64,
     thread: OnceLock<std::thread::Thread>,
 }
 
@@ -148,22 +150,27 @@ impl StageBell {
     }
 
     /// Wakes the stage if it asked to be woken; called after publishing
-    /// work for it. Whether it had asked (and was woken).
+    /// work for it. If it had asked (and was woken): how long ago it asked.
     #[inline]
-    pub(crate) fn ring(&self) -> bool {
+    pub(crate) fn ring(&self) -> Option<Duration> {
         fence(Ordering::SeqCst);
         if self.asleep.load(Ordering::Relaxed) && self.asleep.swap(false, Ordering::AcqRel) {
             if let Some(thread) = self.thread.get() {
                 thread.unpark();
             }
-            return true;
+            let armed_at = self.armed_at_ns.load(Ordering::Relaxed);
+            return Some(Duration::from_nanos(
+                super::monotonic_ns().saturating_sub(armed_at),
+            ));
         }
-        false
+        None
     }
 
     /// One wait of the stage thread in its backoff's sleep phase.
     fn wait(&self, timeout: Duration) -> BellWait {
         if !self.asleep.load(Ordering::Relaxed) {
+            self.armed_at_ns
+                .store(super::monotonic_ns(), Ordering::Relaxed);
             self.asleep.store(true, Ordering::Relaxed);
             fence(Ordering::SeqCst);
             return BellWait::Armed;
@@ -580,14 +587,14 @@ mod tests {
         while !bell.asleep.load(Ordering::SeqCst) {
             std::thread::yield_now();
         }
-        assert!(bell.ring(), "the stage had asked to be woken");
+        assert!(bell.ring().is_some(), "the stage had asked to be woken");
         assert_eq!(stage.join().unwrap(), BellWait::Woken);
         assert!(
             !bell.asleep.load(Ordering::SeqCst),
             "a rung bell is cleared"
         );
         // Ringing a stage that is not waiting does nothing.
-        assert!(!bell.ring());
+        assert!(bell.ring().is_none());
         assert!(!bell.asleep.load(Ordering::SeqCst));
     }
 

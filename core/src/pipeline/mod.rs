@@ -179,7 +179,8 @@ pub use config::{
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use output::{OutputJournalReport, JOURNAL_KIND_EVENT};
 pub use sender::{
-    monotonic_ns, wall_clock_ns, CommandSender, OutSlot, Slot, SubmitError, STOP_MARKER_NS,
+    monotonic_ns, wall_clock_ns, CommandSender, OutSlot, Slot, SubmitError, PREWAKE_AFTER_IDLE,
+    STOP_MARKER_NS,
 };
 pub use sink::{OverflowPolicy, SinkHandle, SinkStats, SinkWakeup};
 pub use snapshots::{

@@ -5,7 +5,7 @@ use crate::records::{Command, Event};
 use disruptor::{MultiProducer, Producer, SingleConsumerBarrier};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// One slot of the input ring.
 #[derive(Debug, Clone, Copy)]
@@ -76,6 +76,14 @@ pub fn monotonic_ns() -> u64 {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
     EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
 }
+
+/// How long the journaler must have been asleep for a sender that wakes it
+/// to wake the engine and the publisher as well. After a short nap (orders
+/// some tens of µs apart) the two system calls would cost the sender more
+/// than the overlap saves: at 50,000 orders/s through the FIX acceptor,
+/// waking all three stages for every order doubled p50; at 1,000 orders/s
+/// it cut p50 by about a fifth.
+pub const PREWAKE_AFTER_IDLE: Duration = Duration::from_micros(200);
 
 /// Wall-clock nanoseconds since the Unix epoch (the command timestamp).
 pub fn wall_clock_ns() -> u64 {
@@ -177,7 +185,8 @@ impl CommandSender {
                     return Err(SubmitError::Closed);
                 }
                 metrics.submitted.fetch_add(1, Ordering::Relaxed);
-                if self.shared.bells.journaler.ring() {
+                let idle = self.shared.bells.journaler.ring();
+                if idle.is_some_and(|idle| idle >= PREWAKE_AFTER_IDLE) {
                     // The pipeline was idle: wake the engine and the
                     // publisher now too, so that their wake-ups run while
                     // the journaler's does instead of one after the other.
