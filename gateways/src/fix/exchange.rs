@@ -153,9 +153,13 @@ impl OrderTable {
         let old_from = self.direct_from;
         let held: Vec<(u64, Order)> = std::mem::take(&mut self.chunks)
             .into_iter()
-            .flatten()
             .enumerate()
-            .filter_map(|(slot, o)| Some((old_from + slot as u64, o?)))
+            .flat_map(|(c, chunk)| {
+                chunk
+                    .into_iter()
+                    .enumerate()
+                    .filter_map(move |(i, o)| Some((old_from + (c * ORDER_CHUNK + i) as u64, o?)))
+            })
             .collect();
         self.direct_from = direct_from;
         self.len -= held.len();
@@ -237,14 +241,17 @@ impl OrderTable {
     }
 
     fn iter(&self) -> impl Iterator<Item = ((u32, u64), &Order)> {
+        // Chunks are filled only up to their highest id, so a slot's id
+        // comes from its chunk's index and its place in that chunk.
         let from = self.direct_from;
         self.chunks
             .iter()
-            .flatten()
             .enumerate()
-            .filter_map(move |(slot, o)| {
-                let o = o.as_ref()?;
-                Some(((o.account, from + slot as u64), o))
+            .flat_map(move |(c, chunk)| {
+                chunk.iter().enumerate().filter_map(move |(i, o)| {
+                    let o = o.as_ref()?;
+                    Some(((o.account, from + (c * ORDER_CHUNK + i) as u64), o))
+                })
             })
             .chain(self.other.iter().map(|(&id, o)| ((o.account, id), o)))
     }
@@ -1796,6 +1803,40 @@ mod tests {
         table.insert((1, from + 2 * n), order(1, "next run"));
         assert_eq!(table.get(&(1, from + 2 * n)).unwrap().cl_ord_id, "next run");
         assert_eq!(table.chunks.len(), 1);
+    }
+
+    #[test]
+    fn order_ids_survive_a_chunk_left_short_by_missing_ids() {
+        // The last ids of the first chunk named no order (refused submits),
+        // so that chunk holds fewer slots than a full one: ids in the next
+        // chunks must still come out as they went in.
+        let from = 500u64;
+        let mut table = OrderTable::new(from);
+        let ids = [
+            from,
+            from + 3,
+            from + ORDER_CHUNK as u64 + 1,
+            from + 2 * ORDER_CHUNK as u64,
+        ];
+        for (n, &id) in ids.iter().enumerate() {
+            table.insert((n as u32, id), order(n as u32, &id.to_string()));
+        }
+        assert!(table.chunks[0].len() < ORDER_CHUNK);
+        let mut seen: Vec<(u32, u64)> = table.iter().map(|(k, _)| k).collect();
+        seen.sort_unstable_by_key(|k| k.1);
+        let expected: Vec<(u32, u64)> = ids
+            .iter()
+            .enumerate()
+            .map(|(n, &id)| (n as u32, id))
+            .collect();
+        assert_eq!(seen, expected);
+        table.restart_at(from + 3 * ORDER_CHUNK as u64);
+        assert!(table.chunks.is_empty());
+        for (n, &id) in ids.iter().enumerate() {
+            let key = (n as u32, id);
+            assert_eq!(table.get(&key).unwrap().cl_ord_id, id.to_string().as_str());
+        }
+        assert_eq!(table.len(), ids.len());
     }
 
     #[test]
