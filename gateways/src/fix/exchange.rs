@@ -158,7 +158,7 @@ impl OrderTable {
                 chunk
                     .into_iter()
                     .enumerate()
-                    .filter_map(move |(i, o)| Some((old_from + (c * ORDER_CHUNK + i) as u64, o?)))
+                    .filter_map(move |(i, o)| Some((Self::direct_id(old_from, c, i), o?)))
             })
             .collect();
         self.direct_from = direct_from;
@@ -173,6 +173,14 @@ impl OrderTable {
         id.checked_sub(self.direct_from)
             .filter(|slot| *slot < MAX_DIRECT_SLOTS)
             .map(|slot| slot as usize)
+    }
+
+    /// The id held at `index` of chunk `chunk` of a range starting at
+    /// `direct_from`: the inverse of [`Self::slot_of`]. Chunks are filled
+    /// only up to their highest id, so a slot's id comes from its chunk and
+    /// its place in it, never from a count over the chunks before it.
+    fn direct_id(direct_from: u64, chunk: usize, index: usize) -> u64 {
+        direct_from + (chunk * ORDER_CHUNK + index) as u64
     }
 
     fn len(&self) -> usize {
@@ -241,8 +249,6 @@ impl OrderTable {
     }
 
     fn iter(&self) -> impl Iterator<Item = ((u32, u64), &Order)> {
-        // Chunks are filled only up to their highest id, so a slot's id
-        // comes from its chunk's index and its place in that chunk.
         let from = self.direct_from;
         self.chunks
             .iter()
@@ -250,7 +256,7 @@ impl OrderTable {
             .flat_map(move |(c, chunk)| {
                 chunk.iter().enumerate().filter_map(move |(i, o)| {
                     let o = o.as_ref()?;
-                    Some(((o.account, from + (c * ORDER_CHUNK + i) as u64), o))
+                    Some(((o.account, Self::direct_id(from, c, i)), o))
                 })
             })
             .chain(self.other.iter().map(|(&id, o)| ((o.account, id), o)))
