@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::engine::{EngineConfig, RiskMode};
-use crate::pipeline::{JournalPretouch, PipelineConfig, StageConfig, WaitKind};
+use crate::pipeline::{JournalPretouch, PipelineConfig, StageConfig, StageThreads, WaitKind};
 use ringex_journal::{
     DurabilityPolicy, JournalConfig, PretouchConfig, RecoveryMode, RetentionPolicy,
 };
@@ -55,6 +55,8 @@ pub struct PipelineSection {
     pub output_ring_size: usize,
     /// Timer interval, ms; 0: no timer.
     pub timer_interval_ms: u64,
+    /// `separate` or `fused` ([`StageThreads`]).
+    pub stage_threads: String,
     /// The journaler stage.
     pub journaler: StageSection,
     /// The engine stage.
@@ -220,6 +222,17 @@ fn merge(base: &mut toml::Table, over: toml::Table) {
     }
 }
 
+/// Parses a `stage_threads` value.
+pub fn parse_stage_threads(s: &str) -> Result<StageThreads> {
+    match s {
+        "separate" => Ok(StageThreads::Separate),
+        "fused" => Ok(StageThreads::Fused),
+        _ => Err(bad(format!(
+            "stage_threads {s:?}: expected \"separate\" or \"fused\""
+        ))),
+    }
+}
+
 /// Parses a `wait` value.
 pub fn parse_wait(s: &str) -> Result<WaitKind> {
     Ok(match s {
@@ -312,6 +325,7 @@ impl RingexConfig {
                 )));
             }
         }
+        parse_stage_threads(&p.stage_threads).map_err(|e| bad(format!("[pipeline] {e}")))?;
         let mut cores = Vec::new();
         for (name, s) in self.stages() {
             parse_wait(&s.wait).map_err(|e| bad(format!("[pipeline.{name}] {e}")))?;
@@ -376,6 +390,23 @@ impl RingexConfig {
         ]
     }
 
+    /// The stages that run on a thread of their own: all three, or with
+    /// `stage_threads = "fused"` the journaler's section alone, which
+    /// configures the one thread.
+    fn threaded_stages(&self) -> Vec<(&'static str, &StageSection)> {
+        let all = self.stages();
+        match self.stage_threads() {
+            StageThreads::Separate => all.to_vec(),
+            StageThreads::Fused => all[..1].to_vec(),
+        }
+    }
+
+    /// How the stages are spread over threads (`[pipeline] stage_threads`).
+    pub fn stage_threads(&self) -> StageThreads {
+        parse_stage_threads(&self.pipeline.stage_threads)
+            .expect("checked when the configuration was read")
+    }
+
     /// Whether any stage busy-spins (so a harness beside it may spin too).
     pub fn spins(&self) -> bool {
         self.spinning_stages() > 0
@@ -383,7 +414,7 @@ impl RingexConfig {
 
     /// How many stage threads busy-spin.
     pub fn spinning_stages(&self) -> usize {
-        self.stages()
+        self.threaded_stages()
             .iter()
             .filter(|(_, s)| parse_wait(&s.wait).is_ok_and(WaitKind::spins))
             .count()
@@ -434,6 +465,7 @@ impl RingexConfig {
         config.journaler = stage(&self.pipeline.journaler);
         config.engine = stage(&self.pipeline.engine);
         config.publisher = stage(&self.pipeline.publisher);
+        config.stage_threads = self.stage_threads();
         config.timer_interval = (self.pipeline.timer_interval_ms > 0)
             .then(|| Duration::from_millis(self.pipeline.timer_interval_ms));
         config.journal = JournalConfig::default()
@@ -581,6 +613,39 @@ mod tests {
         );
         let c = RingexConfig::from_toml("[journal]\npretouch = \"off\"\n").unwrap();
         assert_eq!(c.journal_pretouch(), JournalPretouch::Off);
+    }
+
+    #[test]
+    fn stage_threads_are_fused_by_default_and_separate_for_the_dedicated_preset() {
+        let c = RingexConfig::defaults();
+        assert_eq!(c.stage_threads(), StageThreads::Fused);
+        assert_eq!(
+            c.pipeline_config(Path::new("/tmp/x")).stage_threads,
+            StageThreads::Fused
+        );
+        let d = RingexConfig::load(Path::new("dedicated-server"))
+            .unwrap()
+            .config;
+        assert_eq!(d.stage_threads(), StageThreads::Separate);
+        assert_eq!(d.spinning_stages(), 3);
+        let c = RingexConfig::from_toml(
+            "[pipeline]\nstage_threads = \"fused\"\n\
+             [pipeline.journaler]\nwait = \"busy-spin\"\n\
+             [pipeline.engine]\nwait = \"busy-spin\"\n",
+        )
+        .unwrap();
+        let p = c.pipeline_config(Path::new("/tmp/x"));
+        assert_eq!(p.stage_threads, StageThreads::Fused);
+        assert_eq!(p.stage_configs().len(), 1);
+        // The engine's section is not a thread when fused: one spins.
+        assert_eq!(c.spinning_stages(), 1);
+        let err = RingexConfig::from_toml("[pipeline]\nstage_threads = \"one\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("stage_threads") && err.contains("fused"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -35,8 +35,9 @@
 //!
 //! [`throughput`], [`scale`], [`replay_perf`] and [`recovery_perf`] measure
 //! the engine on the calling thread and nothing spins. [`pipeline`] runs the
-//! pipeline's stage threads plus a producer and a sink thread; with the
-//! two-core preset none of them busy-spins. [`fix_perf`] adds the FIX
+//! pipeline's stage threads (one fused thread with the two-core preset,
+//! three with `dedicated-server`) plus a producer and a sink thread; with
+//! the two-core preset none of them busy-spins. [`fix_perf`] adds the FIX
 //! acceptor's event loop and a writer and a reader thread per session;
 //! [`ws_perf`] adds the WebSocket gateway's event loop and a load driver,
 //! and runs the subscribers' client threads in a second process (the same

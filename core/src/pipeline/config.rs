@@ -284,6 +284,28 @@ pub enum JournalPretouch {
     Thread(PretouchConfig),
 }
 
+/// How many threads run the three stages (`[pipeline] stage_threads`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StageThreads {
+    /// One thread per stage (`ringex-journaler`, `ringex-engine`,
+    /// `ringex-publisher`) with the output ring between engine and
+    /// publisher: the stages overlap, each batch moving down the line while
+    /// the next is journaled. For a machine where each stage has a core of
+    /// its own (the `dedicated-server` preset).
+    Separate,
+    /// One thread, `ringex-core`, journals a batch, applies it and
+    /// publishes its events, in that order (`pipeline/fused.rs`); no output
+    /// ring. Takes the two thread hand-offs out of every command's path,
+    /// which on a machine with fewer free cores than stages are wake-ups
+    /// or waits for a CPU. It runs with the journaler's
+    /// [`StageConfig`]; the engine's and publisher's are not used, nor is
+    /// [`PipelineConfig::output_ring_size`]. Same durability invariant,
+    /// same bytes out. The `two-core` preset's: on two vCPUs it halved the
+    /// FIX round trip's p50 and p99 and raised one session's throughput
+    /// (`docs/performance.md`).
+    Fused,
+}
+
 /// A test hook: a gate the journaler waits at before each command while it
 /// is closed. Lets a test hold the input ring full deterministically. Not
 /// for production use.
@@ -332,6 +354,9 @@ pub struct PipelineConfig {
     pub engine: StageConfig,
     /// The publisher stage (consumer of the output ring).
     pub publisher: StageConfig,
+    /// One thread per stage, or all three fused on one thread (which then
+    /// runs with [`Self::journaler`]'s core and wait).
+    pub stage_threads: StageThreads,
     /// Directory of the input journal (created if missing).
     pub journal_dir: PathBuf,
     /// Journal segment size, durability policy and recovery mode (of the
@@ -372,8 +397,9 @@ pub struct PipelineConfig {
 }
 
 impl PipelineConfig {
-    /// The preset for small machines (these 2-core development boxes): no
-    /// stage busy-spins (all back off), nothing is pinned, modest rings,
+    /// The preset for small machines (these 2-core development boxes): the
+    /// three stages fused on one thread ([`StageThreads::Fused`]), which
+    /// backs off rather than busy-spins and is not pinned; modest rings,
     /// the journal's default durability (`Write`), a 100 ms timer.
     pub fn two_core_default(journal_dir: impl Into<PathBuf>) -> PipelineConfig {
         PipelineConfig {
@@ -382,6 +408,7 @@ impl PipelineConfig {
             journaler: StageConfig::backoff(),
             engine: StageConfig::backoff(),
             publisher: StageConfig::backoff(),
+            stage_threads: StageThreads::Fused,
             journal_dir: journal_dir.into(),
             journal: JournalConfig::default(),
             journal_pretouch: JournalPretouch::Idle,
@@ -396,8 +423,8 @@ impl PipelineConfig {
         }
     }
 
-    /// The preset for a dedicated many-core server: each stage busy-spins on
-    /// its own pinned core, `cores[0]` journaler, `cores[1]` engine,
+    /// The preset for a dedicated many-core server: each stage on its own
+    /// thread ([`StageThreads::Separate`]) busy-spins on its own pinned core, `cores[0]` journaler, `cores[1]` engine,
     /// `cores[2]` publisher (give at least three cores, isolated from the
     /// OS and the gateways); larger rings; durability `Write`; the journal's
     /// pretoucher thread ([`JournalPretouch::Thread`]), which the OS runs
@@ -416,8 +443,30 @@ impl PipelineConfig {
             journaler: StageConfig::pinned_spin(cores[0]),
             engine: StageConfig::pinned_spin(cores[1]),
             publisher: StageConfig::pinned_spin(cores[2]),
+            stage_threads: StageThreads::Separate,
             journal_pretouch: JournalPretouch::Thread(PretouchConfig::default()),
             ..PipelineConfig::two_core_default(journal_dir)
+        }
+    }
+
+    /// This configuration with its stages on one thread each or all on one
+    /// ([`Self::stage_threads`]).
+    pub fn with_stage_threads(mut self, threads: StageThreads) -> Self {
+        self.stage_threads = threads;
+        self
+    }
+
+    /// The stages that get a thread of their own under
+    /// [`Self::stage_threads`], with their configurations: the journaler's
+    /// stands for the fused thread.
+    pub fn stage_configs(&self) -> Vec<(&'static str, StageConfig)> {
+        match self.stage_threads {
+            StageThreads::Separate => vec![
+                ("journaler", self.journaler),
+                ("engine", self.engine),
+                ("publisher", self.publisher),
+            ],
+            StageThreads::Fused => vec![("journaler", self.journaler)],
         }
     }
 
@@ -516,11 +565,7 @@ impl PipelineConfig {
                 ));
             }
         }
-        let stages = [
-            ("journaler", self.journaler),
-            ("engine", self.engine),
-            ("publisher", self.publisher),
-        ];
+        let stages = self.stage_configs();
         if stages.iter().any(|(_, s)| s.core.is_some()) {
             let available: Vec<usize> = core_affinity::get_core_ids()
                 .unwrap_or_default()

@@ -43,6 +43,13 @@
 //! | `ringex-engine` | the [`Engine`] (**single writer: engine thread**) and the output ring's producer | `engine` |
 //! | `ringex-publisher` | the sink senders, the output [`Journal`] (single writer), the latency histogram | `publisher` |
 //! | `ringex-timer` (optional) | a [`CommandSender`] | sleeps |
+//! | `ringex-core` (instead of the three stage threads, with [`StageThreads::Fused`]) | the input journal, the engine, the sink senders, the output journal: all three stages' state, run one batch at a time (journal, apply, publish; see `pipeline/fused.rs`) | `journaler` |
+//!
+//! With [`StageThreads::Fused`] (the `two-core` preset,
+//! [`PipelineConfig::two_core_default`]) one thread runs the three stages
+//! and there is no output ring; with [`StageThreads::Separate`] (the
+//! `dedicated-server` preset) each stage has its thread. The rest of this
+//! page holds for both.
 //!
 //! # Sequence numbers and time
 //!
@@ -164,6 +171,7 @@
 //!   [`StartupReport::replayed`] the commands replayed after it.
 
 mod config;
+mod fused;
 mod metrics;
 mod output;
 mod sender;
@@ -174,7 +182,8 @@ mod timer;
 
 pub(crate) use config::StageBell;
 pub use config::{
-    Backoff, JournalPretouch, PipelineConfig, StageConfig, StageGate, StageWait, WaitKind,
+    Backoff, JournalPretouch, PipelineConfig, StageConfig, StageGate, StageThreads, StageWait,
+    WaitKind,
 };
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use output::{OutputJournalReport, JOURNAL_KIND_EVENT};
@@ -193,14 +202,15 @@ use crate::records::{Command, COMMAND_SIZE};
 use crate::Engine;
 use crossbeam_channel::{Receiver, Sender};
 use disruptor::ProcessorSettings;
+use fused::FusedStage;
 use output::Reconciler;
 use ringex_journal::fs::{FileSystem, StdFs};
 use ringex_journal::{Journal, RecoveryReport, SnapshotStore};
 use sink::SinkEntry;
 use snapshots::{JournalView, SnapshotMeta};
 use stages::{
-    EngineFinal, EngineStage, IdleWorkWait, JournalerSetup, JournalerStage, PeriodicSnapshots,
-    PublisherStage,
+    EngineCore, EngineFinal, EngineStage, IdleWorkWait, JournalerSetup, JournalerStage,
+    PeriodicSnapshots, PublisherStage,
 };
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
@@ -536,37 +546,8 @@ impl Pipeline {
         }
         let output_next = output_report.next_sequence;
 
-        // Output ring and publisher.
         let (registrations, registered) = crossbeam_channel::unbounded();
-        let publisher_shared = Arc::clone(&shared);
         let prepare_when_idle = config.journal_pretouch == JournalPretouch::Idle;
-        let mut out_builder = disruptor::build_single_producer(
-            config.output_ring_size,
-            OutSlot::default,
-            IdleWorkWait(config.publisher.wait),
-        );
-        if let Some(core) = config.publisher.core {
-            out_builder = out_builder.pin_at_core(core);
-        }
-        let output = out_builder
-            .thread_name("ringex-publisher")
-            .handle_events_and_state_with(
-                |stage: &mut PublisherStage<G>, slot: &OutSlot, seq, eob| {
-                    stage.handle(slot, seq, eob)
-                },
-                move || {
-                    PublisherStage::new(
-                        registered,
-                        publisher_shared,
-                        output_journal,
-                        output_next,
-                        prepare_when_idle,
-                    )
-                },
-            )
-            .build();
-
-        // Input ring: journaler, then engine.
         let (journal_done_tx, journal_done) = crossbeam_channel::bounded(1);
         let (engine_done_tx, engine_done) = crossbeam_channel::bounded(1);
         let journaler = JournalerSetup {
@@ -578,13 +559,11 @@ impl Pipeline {
             done: journal_done_tx,
             prepare_when_idle,
         };
-        let engine_stage = EngineStage {
+        let engine_core = EngineCore {
             engine: Some(engine),
-            out: Some(output),
             base,
             last_ts,
             halted: false,
-            wait: config.engine.wait,
             shared: Arc::clone(&shared),
             done: Some(engine_done_tx),
             events_emitted,
@@ -601,6 +580,16 @@ impl Pipeline {
                 _ => None,
             },
         };
+        let publisher_shared = Arc::clone(&shared);
+        let new_publisher = move || {
+            PublisherStage::new(
+                registered,
+                publisher_shared,
+                output_journal,
+                output_next,
+                prepare_when_idle,
+            )
+        };
         let mut in_builder = disruptor::build_multi_producer(
             config.input_ring_size,
             Slot::default,
@@ -609,24 +598,75 @@ impl Pipeline {
         if let Some(core) = config.journaler.core {
             in_builder = in_builder.pin_at_core(core);
         }
-        let in_builder = in_builder
-            .thread_name("ringex-journaler")
-            .handle_events_and_state_with(
-                |stage: &mut JournalerStage<F>, slot: &Slot, seq, eob| stage.handle(slot, seq, eob),
-                move || journaler.start(),
-            )
-            .and_then();
-        let mut in_builder = in_builder.thread_name("ringex-engine");
-        if let Some(core) = config.engine.core {
-            in_builder = in_builder.pin_at_core(core);
-        }
-        let producer = in_builder
-            .handle_events_and_state_with_wait_strategy(
-                |stage: &mut EngineStage, slot: &Slot, seq, eob| stage.handle(slot, seq, eob),
-                move || engine_stage,
-                StageWait(config.engine.wait),
-            )
-            .build();
+        let producer = match config.stage_threads {
+            StageThreads::Fused => {
+                let batch_capacity = config.input_ring_size;
+                in_builder
+                    .thread_name("ringex-core")
+                    .handle_events_and_state_with(
+                        |stage: &mut FusedStage<F, G>, slot: &Slot, seq, eob| {
+                            stage.handle(slot, seq, eob)
+                        },
+                        // On the stage thread: both journals' idle work is
+                        // installed there.
+                        move || FusedStage {
+                            journaler: journaler.start(),
+                            engine: engine_core,
+                            publisher: Some(new_publisher()),
+                            batch: Vec::with_capacity(batch_capacity),
+                        },
+                    )
+                    .build()
+            }
+            StageThreads::Separate => {
+                // Output ring and publisher.
+                let mut out_builder = disruptor::build_single_producer(
+                    config.output_ring_size,
+                    OutSlot::default,
+                    IdleWorkWait(config.publisher.wait),
+                );
+                if let Some(core) = config.publisher.core {
+                    out_builder = out_builder.pin_at_core(core);
+                }
+                let output = out_builder
+                    .thread_name("ringex-publisher")
+                    .handle_events_and_state_with(
+                        |stage: &mut PublisherStage<G>, slot: &OutSlot, seq, eob| {
+                            stage.handle(slot, seq, eob)
+                        },
+                        new_publisher,
+                    )
+                    .build();
+                let engine_stage = EngineStage {
+                    core: engine_core,
+                    out: Some(output),
+                    wait: config.engine.wait,
+                };
+                // Input ring: journaler, then engine.
+                let in_builder = in_builder
+                    .thread_name("ringex-journaler")
+                    .handle_events_and_state_with(
+                        |stage: &mut JournalerStage<F>, slot: &Slot, seq, eob| {
+                            stage.handle(slot, seq, eob)
+                        },
+                        move || journaler.start(),
+                    )
+                    .and_then();
+                let mut in_builder = in_builder.thread_name("ringex-engine");
+                if let Some(core) = config.engine.core {
+                    in_builder = in_builder.pin_at_core(core);
+                }
+                in_builder
+                    .handle_events_and_state_with_wait_strategy(
+                        |stage: &mut EngineStage, slot: &Slot, seq, eob| {
+                            stage.handle(slot, seq, eob)
+                        },
+                        move || engine_stage,
+                        StageWait(config.engine.wait),
+                    )
+                    .build()
+            }
+        };
 
         let sender = CommandSender {
             producer,

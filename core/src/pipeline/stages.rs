@@ -1,6 +1,11 @@
 //! The three stage bodies. Each runs on its own thread, owned by the
 //! `disruptor` crate; its state is created on that thread's behalf at start
-//! and dropped on it when the ring shuts down.
+//! and dropped on it when the ring shuts down. With
+//! [`super::StageThreads::Fused`] all three run on one thread instead
+//! ([`super::fused`]), through the same bodies' parts: the journaler's
+//! [`JournalerStage::append`] and [`JournalerStage::end_batch`], the
+//! engine's [`EngineCore::apply`] and the publisher's
+//! [`PublisherStage::offer`] and [`PublisherStage::end_batch`].
 
 use super::config::{Backoff, StageGate, StageWait, WaitKind};
 use super::metrics::new_latency_histogram;
@@ -80,19 +85,21 @@ trait IdleWork {
 }
 
 thread_local! {
-    /// This thread's idle work: the journaler's (input journal) or the
-    /// publisher's (output journal), set when the stage starts on it and
-    /// cleared when the stage is dropped. `None` on every other thread.
-    static STAGE_IDLE: RefCell<Option<Box<dyn IdleWork>>> = const { RefCell::new(None) };
+    /// This thread's idle work: the journaler's (input journal), the
+    /// publisher's (output journal), or on the fused stage thread both, in
+    /// that order; installed when a stage starts on the thread and cleared
+    /// when it is dropped. Empty on every other thread.
+    static STAGE_IDLE: RefCell<Vec<Box<dyn IdleWork>>> = const { RefCell::new(Vec::new()) };
 }
 
 fn install_idle_work(work: impl IdleWork + 'static) {
-    STAGE_IDLE.with(|hook| *hook.borrow_mut() = Some(Box::new(work)));
+    STAGE_IDLE.with(|hook| hook.borrow_mut().push(Box::new(work)));
 }
 
-/// Drops this thread's idle work (and with it its reference to the journal).
+/// Drops this thread's idle work (and with it its references to the
+/// journals): a stage that closes its journal stops the idle work first.
 fn remove_idle_work() {
-    let _ = STAGE_IDLE.try_with(|hook| hook.borrow_mut().take());
+    let _ = STAGE_IDLE.try_with(|hook| hook.borrow_mut().clear());
 }
 
 /// The wait strategy of a stage that owns a journal (the journaler, the
@@ -106,7 +113,7 @@ impl disruptor::wait_strategies::WaitStrategy for IdleWorkWait {
     fn wait_for(&self, sequence: disruptor::Sequence) {
         STAGE_IDLE.with(|hook| {
             if let Ok(mut hook) = hook.try_borrow_mut() {
-                if let Some(work) = hook.as_mut() {
+                for work in hook.iter_mut() {
                     work.idle();
                 }
             }
@@ -203,19 +210,43 @@ impl<F: FileSystem> JournalerStage<F> {
         end_of_batch: bool,
     ) {
         self.shared.bells.journaler.register_current();
+        if self.stops_at(slot) {
+            return;
+        }
+        self.append(slot, ring_seq);
+        // The ring advances this stage's sequence when the handler returns;
+        // the engine, woken now, spins first.
+        if end_of_batch && self.end_batch() {
+            self.shared.bells.engine.ring();
+        }
+    }
+
+    /// Waits at the test gate; then, at a forced stop's marker (or any slot
+    /// after it), ends the batch, closes the journal and answers `true`:
+    /// everything before the marker is appended, nothing after it ever is.
+    #[inline]
+    pub(crate) fn stops_at(&mut self, slot: &Slot) -> bool {
         if let Some(gate) = &self.gate {
             gate.wait_open();
         }
         if slot.is_stop_marker() || self.done.is_none() {
-            // A forced stop: everything before the marker is appended; end
-            // its batch and close. Slots after it are never journaled.
             self.finish();
-            return;
+            return true;
         }
+        false
+    }
+
+    /// Stamps the slot's command (sequence from the ring position,
+    /// non-decreasing timestamp) and appends it, unless the journal failed
+    /// earlier; returns the stamped command either way. It is durable, and
+    /// may be applied, only once [`JournalerStage::end_batch`] has published
+    /// its position ([`super::Metrics::journaled_sequence`]).
+    #[inline]
+    pub(crate) fn append(&mut self, slot: &Slot, ring_seq: disruptor::Sequence) -> Command {
         let cmd = stamp(slot, ring_seq, self.base, &mut self.last_ts);
         let mut journal_slot = self.journal.borrow_mut();
         let Some(journal) = journal_slot.as_mut() else {
-            return; // failed earlier: journal nothing more.
+            return cmd; // failed earlier: journal nothing more.
         };
         if let Err(e) = journal.append(
             cmd.sequence,
@@ -225,28 +256,38 @@ impl<F: FileSystem> JournalerStage<F> {
         ) {
             *journal_slot = None;
             fail(&self.shared, e);
-            return;
+            return cmd;
         }
         self.pending = cmd.sequence;
-        if end_of_batch {
-            match journal.end_batch() {
-                Ok(()) => {
-                    let durable = journal.durable_sequence().unwrap_or(0);
-                    let m = &self.shared.metrics;
-                    m.durable.store(durable, Ordering::Release);
-                    m.journaled.store(self.pending, Ordering::Release);
-                    // The ring advances this stage's sequence when the
-                    // handler returns; the engine, woken now, spins first.
-                    self.shared.bells.engine.ring();
-                    // A journaler that never idles still reports it.
-                    if let Some(e) = journal.take_pretouch_error() {
-                        self.shared.record_pretouch_failure(e.to_string());
-                    }
+        cmd
+    }
+
+    /// Applies the durability policy to the batch appended since the last
+    /// call, then publishes the journal position. Answers whether it did
+    /// (`false` once the journal has failed: the position never moves
+    /// again).
+    #[inline]
+    pub(crate) fn end_batch(&mut self) -> bool {
+        let mut journal_slot = self.journal.borrow_mut();
+        let Some(journal) = journal_slot.as_mut() else {
+            return false;
+        };
+        match journal.end_batch() {
+            Ok(()) => {
+                let durable = journal.durable_sequence().unwrap_or(0);
+                let m = &self.shared.metrics;
+                m.durable.store(durable, Ordering::Release);
+                m.journaled.store(self.pending, Ordering::Release);
+                // A journaler that never idles still reports it.
+                if let Some(e) = journal.take_pretouch_error() {
+                    self.shared.record_pretouch_failure(e.to_string());
                 }
-                Err(e) => {
-                    *journal_slot = None;
-                    fail(&self.shared, e);
-                }
+                true
+            }
+            Err(e) => {
+                *journal_slot = None;
+                fail(&self.shared, e);
+                false
             }
         }
     }
@@ -316,12 +357,18 @@ impl<F: FileSystem> Drop for JournalerStage<F> {
 /// The engine stage: the single writer of trading state and the only
 /// producer of the output ring.
 pub(crate) struct EngineStage {
-    pub(crate) engine: Option<Engine>,
+    pub(crate) core: EngineCore,
     pub(crate) out: Option<OutputProducer>,
+    pub(crate) wait: WaitKind,
+}
+
+/// The engine and what goes with it, whichever thread applies commands:
+/// the engine stage's, or the fused stage thread.
+pub(crate) struct EngineCore {
+    pub(crate) engine: Option<Engine>,
     pub(crate) base: u64,
     pub(crate) last_ts: u64,
     pub(crate) halted: bool,
-    pub(crate) wait: WaitKind,
     pub(crate) shared: Arc<Shared>,
     /// Gets the engine when the stage stops.
     pub(crate) done: Option<Sender<EngineFinal>>,
@@ -355,21 +402,61 @@ pub(crate) struct PeriodicSnapshots {
     pub(crate) buf: Vec<u8>,
 }
 
-/// The engine's `EventSink` onto the output ring. It publishes each event
-/// one behind, so the last event of a command goes out marked
-/// [`OutSlot::last_of_command`](super::sender::OutSlot) when
-/// [`OutputEmitter::finish`] is called after `apply`.
-struct OutputEmitter<'a> {
-    out: &'a mut OutputProducer,
+/// Where the engine's events for one command go: the output ring, or on
+/// the fused stage thread the publisher itself. [`EngineCore::apply`]
+/// passes each event on one behind ([`OneBehind`]), so it knows which is
+/// the command's last ([`OutSlot::last_of_command`]).
+pub(crate) trait CommandOutput {
+    /// Passes on one event; `last_of_command` on the command's last.
+    fn pass_on(&mut self, event: &Event, last_of_command: bool);
+}
+
+/// An [`EventSink`] over a [`CommandOutput`] that holds each event until
+/// the next (or the end of the command) and counts them.
+pub(crate) struct OneBehind<'a, O: CommandOutput> {
+    output: &'a mut O,
     emitted: u64,
-    enqueued_ns: u64,
-    timestamp: u64,
-    wait: WaitKind,
     held: Option<Event>,
 }
 
-impl OutputEmitter<'_> {
-    fn publish(&mut self, event: &Event, last_of_command: bool) {
+impl<'a, O: CommandOutput> OneBehind<'a, O> {
+    pub(crate) fn new(output: &'a mut O) -> Self {
+        OneBehind {
+            output,
+            emitted: 0,
+            held: None,
+        }
+    }
+
+    /// Passes on the command's last event, marked; returns the count.
+    fn finish(mut self) -> u64 {
+        if let Some(last) = self.held.take() {
+            self.output.pass_on(&last, true);
+        }
+        self.emitted
+    }
+}
+
+impl<O: CommandOutput> EventSink for OneBehind<'_, O> {
+    #[inline]
+    fn emit(&mut self, event: &Event) {
+        self.emitted += 1;
+        if let Some(previous) = self.held.replace(*event) {
+            self.output.pass_on(&previous, false);
+        }
+    }
+}
+
+/// The engine stage's [`CommandOutput`]: the output ring.
+struct OutputRing<'a> {
+    out: &'a mut OutputProducer,
+    enqueued_ns: u64,
+    timestamp: u64,
+    wait: WaitKind,
+}
+
+impl CommandOutput for OutputRing<'_> {
+    fn pass_on(&mut self, event: &Event, last_of_command: bool) {
         let (enqueued_ns, timestamp) = (self.enqueued_ns, self.timestamp);
         let mut backoff = Backoff::new();
         // The publisher never blocks on sinks, so the ring frees up soon.
@@ -391,23 +478,6 @@ impl OutputEmitter<'_> {
             }
         }
     }
-
-    /// Publishes the command's last event, marked.
-    fn finish(&mut self) {
-        if let Some(last) = self.held.take() {
-            self.publish(&last, true);
-        }
-    }
-}
-
-impl EventSink for OutputEmitter<'_> {
-    #[inline]
-    fn emit(&mut self, event: &Event) {
-        self.emitted += 1;
-        if let Some(previous) = self.held.replace(*event) {
-            self.publish(&previous, false);
-        }
-    }
 }
 
 impl EngineStage {
@@ -418,43 +488,62 @@ impl EngineStage {
         ring_seq: disruptor::Sequence,
         end_of_batch: bool,
     ) {
-        self.shared.bells.engine.register_current();
-        if slot.is_stop_marker() || self.done.is_none() {
+        let core = &mut self.core;
+        core.shared.bells.engine.register_current();
+        if slot.is_stop_marker() || core.done.is_none() {
             // A forced stop: everything before the marker is applied.
             self.finish();
             return;
         }
-        let cmd = stamp(slot, ring_seq, self.base, &mut self.last_ts);
+        let cmd = stamp(slot, ring_seq, core.base, &mut core.last_ts);
+        let Some(out) = self.out.as_mut() else {
+            return;
+        };
+        let mut output = OutputRing {
+            out,
+            enqueued_ns: slot.enqueued_ns,
+            timestamp: cmd.timestamp,
+            wait: self.wait,
+        };
+        core.apply(&cmd, &mut output, end_of_batch);
+        if end_of_batch {
+            core.shared.bells.publisher.ring();
+        }
+    }
+}
+
+impl EngineCore {
+    /// Applies the stamped command, passing its events to `output`, unless
+    /// the engine halted or the command is not journaled yet; then the
+    /// counters and, at the end of a batch, a periodic snapshot if due.
+    #[inline]
+    pub(crate) fn apply<O: CommandOutput>(
+        &mut self,
+        cmd: &Command,
+        output: &mut O,
+        end_of_batch: bool,
+    ) {
         if self.halted {
             return;
         }
-        // Belt and braces: the ring's dependency already keeps the engine
-        // behind the journaler; this check also holds after a journal
-        // failure, when the journaler skips commands without journaling them.
+        // Belt and braces: the ring's dependency (or, on the fused thread,
+        // the order of the calls) already keeps the engine behind the
+        // journaler; this check also holds after a journal failure, when
+        // the journaler skips commands without journaling them.
         if cmd.sequence > self.shared.metrics.journaled.load(Ordering::Acquire) {
             self.halted = true;
             self.shared.engine_halted.store(true, Ordering::Release);
             return;
         }
-        let (Some(engine), Some(out)) = (self.engine.as_mut(), self.out.as_mut()) else {
+        let Some(engine) = self.engine.as_mut() else {
             return;
         };
-        let mut emitter = OutputEmitter {
-            out,
-            emitted: 0,
-            enqueued_ns: slot.enqueued_ns,
-            timestamp: cmd.timestamp,
-            wait: self.wait,
-            held: None,
-        };
-        engine.apply(&cmd, &mut emitter);
-        emitter.finish();
-        if end_of_batch {
-            self.shared.bells.publisher.ring();
-        }
-        self.events_emitted += emitter.emitted;
+        let mut events = OneBehind::new(output);
+        engine.apply(cmd, &mut events);
+        self.events_emitted += events.finish();
+        self.last_ts = cmd.timestamp;
         self.last_applied = cmd.sequence;
-        self.last_command = cmd;
+        self.last_command = *cmd;
         let m = &self.shared.metrics;
         m.applied.fetch_add(1, Ordering::Relaxed);
         m.last_applied.store(cmd.sequence, Ordering::Relaxed);
@@ -467,7 +556,7 @@ impl EngineStage {
                     output_events: self.events_emitted,
                     last_timestamp: self.last_ts,
                     state_digest: engine.state_digest(),
-                    command_crc: super::snapshots::command_crc(&cmd),
+                    command_crc: super::snapshots::command_crc(cmd),
                 };
                 let written = super::snapshots::write(
                     &periodic.store,
@@ -480,6 +569,19 @@ impl EngineStage {
                     self.shared.record_snapshot_failure(problem);
                 }
             }
+        }
+    }
+
+    /// Hands the engine back (once).
+    pub(crate) fn finish(&mut self) {
+        if let (Some(engine), Some(done)) = (self.engine.take(), self.done.take()) {
+            let _ = done.send(EngineFinal {
+                engine,
+                events_emitted: self.events_emitted,
+                last_applied: self.last_applied,
+                last_command: self.last_command,
+                last_ts: self.last_ts,
+            });
         }
     }
 }
@@ -497,15 +599,7 @@ impl EngineStage {
         // Dropping the output producer drains the output ring and joins the
         // publisher thread.
         drop(self.out.take());
-        if let (Some(engine), Some(done)) = (self.engine.take(), self.done.take()) {
-            let _ = done.send(EngineFinal {
-                engine,
-                events_emitted: self.events_emitted,
-                last_applied: self.last_applied,
-                last_command: self.last_command,
-                last_ts: self.last_ts,
-            });
-        }
+        self.core.finish();
     }
 }
 
@@ -567,6 +661,21 @@ impl<G: FileSystem> PublisherStage<G> {
     #[inline]
     pub(crate) fn handle(&mut self, slot: &OutSlot, _seq: disruptor::Sequence, end_of_batch: bool) {
         self.shared.bells.publisher.register_current();
+        self.offer(slot);
+        if end_of_batch {
+            self.end_batch();
+        }
+    }
+
+    /// Whether events were offered since the last [`Self::end_batch`].
+    pub(crate) fn in_batch(&self) -> bool {
+        !self.at_batch_start
+    }
+
+    /// Offers the event to every sink (dropping the sinks that are gone),
+    /// counts it and appends it to the output journal.
+    #[inline]
+    pub(crate) fn offer(&mut self, slot: &OutSlot) {
         if self.at_batch_start {
             // Every sink registered before the commands of this batch were
             // submitted is visible here.
@@ -605,31 +714,36 @@ impl<G: FileSystem> PublisherStage<G> {
                 }
             }
         }
-        if end_of_batch {
-            self.at_batch_start = true;
-            for sink in &self.sinks {
-                sink.end_batch();
-            }
-            if let Some(journal) = output.as_mut() {
-                match journal.end_batch() {
-                    Ok(()) => self
-                        .shared
-                        .metrics
-                        .output_journaled
-                        .store(self.output_next - 1, Ordering::Release),
-                    Err(e) => {
-                        *output = None;
-                        fail_output(&self.shared, format!("end batch: {e}"));
-                    }
+    }
+
+    /// Ends the batch: tells each sink (which wakes its reader), applies
+    /// the durability policy to the output journal and publishes the
+    /// counters.
+    pub(crate) fn end_batch(&mut self) {
+        self.at_batch_start = true;
+        for sink in &self.sinks {
+            sink.end_batch();
+        }
+        let mut output = self.output.borrow_mut();
+        if let Some(journal) = output.as_mut() {
+            match journal.end_batch() {
+                Ok(()) => self
+                    .shared
+                    .metrics
+                    .output_journaled
+                    .store(self.output_next - 1, Ordering::Release),
+                Err(e) => {
+                    *output = None;
+                    fail_output(&self.shared, format!("end batch: {e}"));
                 }
             }
-            drop(output);
-            let m = &self.shared.metrics;
-            m.events.store(self.events, Ordering::Relaxed);
-            m.dropped.store(self.dropped, Ordering::Relaxed);
-            if self.last_flush.elapsed() >= Self::FLUSH_EVERY {
-                self.flush();
-            }
+        }
+        drop(output);
+        let m = &self.shared.metrics;
+        m.events.store(self.events, Ordering::Relaxed);
+        m.dropped.store(self.dropped, Ordering::Relaxed);
+        if self.last_flush.elapsed() >= Self::FLUSH_EVERY {
+            self.flush();
         }
     }
 

@@ -1,13 +1,17 @@
-use ringex_core::pipeline::{Pipeline, PipelineConfig, PipelineError, WaitKind};
+use ringex_core::pipeline::{Pipeline, PipelineConfig, PipelineError, StageThreads, WaitKind};
 
 #[test]
-fn the_two_core_preset_never_busy_spins_and_the_server_preset_pins() {
+fn the_two_core_preset_fuses_and_never_busy_spins_and_the_server_preset_pins() {
     let c = PipelineConfig::two_core_default("/tmp/x");
     for stage in [c.journaler, c.engine, c.publisher] {
         assert!(!stage.wait.spins());
         assert_eq!(stage.core, None);
     }
+    assert_eq!(c.stage_threads, StageThreads::Fused);
+    assert_eq!(c.stage_configs(), vec![("journaler", c.journaler)]);
     let s = PipelineConfig::dedicated_server("/tmp/x", &[2, 3, 4]);
+    assert_eq!(s.stage_threads, StageThreads::Separate);
+    assert_eq!(s.stage_configs().len(), 3);
     assert_eq!(
         [s.journaler.core, s.engine.core, s.publisher.core],
         [Some(2), Some(3), Some(4)]

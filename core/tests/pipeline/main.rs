@@ -22,6 +22,10 @@
 //!
 //! Every stage uses the backoff or sleep wait strategies: these machines
 //! have two cores.
+//!
+//! The same modules run a second time with the three stages fused on one
+//! thread (`tests/pipeline_fused.rs`): [`STAGE_THREADS`] is the only
+//! difference, applied by `support::config`.
 
 mod backpressure;
 mod config;
@@ -36,3 +40,7 @@ mod sinks;
 mod snapshots;
 mod support;
 mod timer;
+
+/// How the pipelines of this test binary run their stages.
+pub const STAGE_THREADS: ringex_core::pipeline::StageThreads =
+    ringex_core::pipeline::StageThreads::Separate;

@@ -13,11 +13,13 @@ pub const TIMEOUT: Duration = Duration::from_secs(20);
 /// Small rings, small engine, no timer, 1 MiB segments, backoff
 /// everywhere, and no shutdown snapshot: a restart replays the whole
 /// journal (the path most tests check). `snapshots` tests turn snapshots on.
+/// The stages run as this test binary's `STAGE_THREADS` says.
 pub fn config(dir: &Path) -> PipelineConfig {
     let mut config = PipelineConfig::two_core_default(dir)
         .with_engine(EngineConfig::small())
         .with_timer(None)
-        .with_snapshot_on_shutdown(false);
+        .with_snapshot_on_shutdown(false)
+        .with_stage_threads(crate::STAGE_THREADS);
     config.input_ring_size = 1024;
     config.output_ring_size = 4096;
     config.journal = config.journal.with_segment_size(1 << 20);

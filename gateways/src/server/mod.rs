@@ -38,7 +38,7 @@
 //! | Thread | Owns |
 //! |--------|------|
 //! | caller of [`Server::start`] (the binary's main thread) | the [`Server`]: pipeline handle, gateway handle, timer and demo handles |
-//! | `ringex-journaler`, `ringex-engine`, `ringex-publisher` | the pipeline's stages (`ringex_core::pipeline`) |
+//! | `ringex-core` (`[pipeline] stage_threads = "fused"`, the default), or `ringex-journaler`, `ringex-engine`, `ringex-publisher` (`"separate"`) | the pipeline's stages (`ringex_core::pipeline`) |
 //! | `ringex-ws` | the gateway ([`crate::ws`]) |
 //! | `ringex-fix` | the FIX acceptor and its [`ExchangeApplication`] ([`crate::fix`]) |
 //! | `ringex-server-timer` | a `CommandSender` submitting `TimerTick` |
