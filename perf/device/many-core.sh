@@ -3,8 +3,9 @@
 # bounded run on a many-core machine (16 cores or more): the pipeline with
 # the dedicated-server preset (stages pinned to cores 2, 3 and 4 and
 # busy-spinning) at 1M, 2M and 5M commands/s, the FIX round trip and
-# per-session throughput with the same preset, WebSocket fan-out at 10,000
-# subscribers, and the single-thread engine on a quiet core.
+# per-session throughput with the same preset and with its stages fused on
+# one pinned core, WebSocket fan-out at 10,000 subscribers, and the
+# single-thread engine on a quiet core.
 #
 # The machine may have no network (no crates.io), so build here and carry
 # the binary:
@@ -19,7 +20,7 @@
 #   OUT=/some/folder bash perf/device/many-core.sh target/device/ringex-perf
 #
 # Every step has a time limit (STEP_LIMIT seconds, default 150); the whole
-# run takes about 6 minutes. Results: one folder per step under $OUT, plus
+# run takes about 7 minutes. Results: one folder per step under $OUT, plus
 # $OUT/summary.txt with every step's table and $OUT/machine.txt.
 set -uo pipefail
 
@@ -68,6 +69,11 @@ step journal journal --durability none,write,fsync-batch --duration 2 --warmup 0
 # FIX round trip vs TCP ping-pong, and orders/s per session (issue: p99 within
 # 2x TCP, >= 200,000 orders/s through one session).
 step fix fix --config dedicated-server --durability write \
+    --rate 10000,50000,100000,200000 --sessions 1,10 --duration 2 --warmup 0.5 --json
+# The same with the three stages fused on one pinned, spinning core (2):
+# which of the two layouts wins once every thread has a core.
+printf '[pipeline]\npreset = "dedicated-server"\nstage_threads = "fused"\n' > "$OUT/fused-pinned.toml"
+step fix-fused fix --config "$OUT/fused-pinned.toml" --durability write \
     --rate 10000,50000,100000,200000 --sessions 1,10 --duration 2 --warmup 0.5 --json
 # WebSocket fan-out at 1,000 and 10,000 subscribers, 100,000 updates/s.
 step ws ws --config dedicated-server --subscribers 1000,10000 --rate 100000 \
