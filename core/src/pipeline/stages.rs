@@ -413,14 +413,14 @@ pub(crate) trait CommandOutput {
 
 /// An [`EventSink`] over a [`CommandOutput`] that holds each event until
 /// the next (or the end of the command) and counts them.
-pub(crate) struct OneBehind<'a, O: CommandOutput> {
+struct OneBehind<'a, O: CommandOutput> {
     output: &'a mut O,
     emitted: u64,
     held: Option<Event>,
 }
 
 impl<'a, O: CommandOutput> OneBehind<'a, O> {
-    pub(crate) fn new(output: &'a mut O) -> Self {
+    fn new(output: &'a mut O) -> Self {
         OneBehind {
             output,
             emitted: 0,
